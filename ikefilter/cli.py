@@ -1,0 +1,156 @@
+"""The ``ikefilter`` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import msgspec
+
+from . import __version__, app, catalog, generate, lines
+
+log = logging.getLogger("ikefilter")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Filter lines from stdin (or files) to ECS JSON lines on stdout, one per input line."""
+    pipeline = app.make_pipeline(args)
+    progress = lines.Progress(bool(args.files) and lines.stderr_is_terminal())
+    try:
+        lines.run(pipeline, lines.open_sources(args.files), sys.stdout.buffer, progress)
+    finally:
+        app.report_stats(pipeline, args)
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    """Print realistic synthetic lines for every catalog message in every wire shape."""
+    shapes = tuple(args.shape) if args.shape else generate.SHAPES
+    out = sys.stdout
+    batch: list[str] = []
+    for line in generate.lines(catalog.load(args.catalog), args.count, args.seed, shapes):
+        batch.append(line)
+        if len(batch) >= 1000:
+            out.write("\n".join(batch) + "\n")
+            batch.clear()
+    if batch:
+        out.write("\n".join(batch) + "\n")
+    out.flush()
+    return 0
+
+
+def cmd_catalog_build(args: argparse.Namespace) -> int:
+    """Build the catalog JSON from a Log Reference text and its curated ECS mapping."""
+    source = Path(args.source)
+    curated = Path(args.mapping) if args.mapping else source.with_name("ike-ecs.toml")
+    built = catalog.build(source.read_text("utf-8"), curated.read_bytes(), source.name)
+    data = catalog.dumps(built)
+    if args.output == "-":
+        sys.stdout.buffer.write(data)
+    else:
+        Path(args.output).write_bytes(data)
+        log.info("wrote %d messages to %s", len(built.messages), args.output)
+    return 0
+
+
+def cmd_catalog_show(args: argparse.Namespace) -> int:
+    """Print catalog entries for a person (all, or the IDs given)."""
+    cat = catalog.load(args.catalog)
+    by_id = cat.by_id()
+    if args.json:
+        picked = [by_id[i] for i in args.ids] if args.ids else cat.messages
+        sys.stdout.buffer.write(msgspec.json.format(msgspec.json.encode(picked), indent=2) + b"\n")
+        return 0
+    if not args.ids:
+        print(f"{cat.chapter} {cat.title}: {len(cat.messages)} messages (from {cat.source})\n")
+        for m in sorted(cat.messages, key=lambda m: m.id):
+            print(f"{m.id:>5}  {m.severity:<12} {m.ecs.action:<32} {m.message}")
+        return 0
+    missing = [i for i in args.ids if i not in by_id]
+    if missing:
+        print(f"ikefilter: no message with ID {', '.join(map(str, missing))}", file=sys.stderr)
+        return 1
+    for i in args.ids:
+        m = by_id[i]
+        print(f"[ID: {m.id}] {m.message}   (section {m.section})")
+        rows = [
+            ("Categories", ", ".join(m.categories)),
+            ("Severity", f"{m.severity} ({m.severity_code})"),
+            ("Parameters", ", ".join(m.parameters) or "(none)"),
+            ("Explanation", m.explanation),
+            ("Gateway action", m.gateway_action),
+            ("Action description", m.action_description),
+            ("Proposed action", m.proposed_action),
+            ("event.action", m.ecs.action),
+            ("event.category", ", ".join(m.ecs.category)),
+            ("event.type", ", ".join(m.ecs.type)),
+            ("event.outcome", m.ecs.outcome or "(none)"),
+        ]
+        for k, v in rows:
+            print(f"  {k:<20}{v}")
+        print()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ikefilter",
+        description="Decode Clavister IKE/IPsec log lines and normalize them to ECS.",
+    )
+    parser.add_argument("--version", action="version", version=f"ikefilter {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail to stderr")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help=cmd_run.__doc__, description=cmd_run.__doc__)
+    p.add_argument("files", nargs="*", metavar="FILE", help="files to read (default: stdin)")
+    p.add_argument("--output-format", choices=["ecs"], default="ecs",
+                   help="output document profile (default: ecs)")
+    app.add_pipeline_options(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("generate", help=cmd_generate.__doc__, description=cmd_generate.__doc__)
+    p.add_argument("--count", type=int, default=1000, help="number of lines (default 1000)")
+    p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    p.add_argument("--shape", action="append", choices=generate.SHAPES,
+                   help="only this wire shape (repeatable; default: all)")
+    p.add_argument("--catalog", help="a built catalog JSON (default: the shipped one)")
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("catalog", help="build or show the message catalog")
+    csub = p.add_subparsers(dest="catalog_command", required=True, metavar="ACTION")
+    b = csub.add_parser("build", help=cmd_catalog_build.__doc__,
+                        description=cmd_catalog_build.__doc__)
+    b.add_argument("source", help="the Log Reference chapter as text")
+    b.add_argument("--mapping",
+                   help="curated ECS mapping TOML (default: ike-ecs.toml beside SOURCE)")
+    b.add_argument("-o", "--output", default="-", help="where to write the JSON (default: stdout)")
+    b.set_defaults(func=cmd_catalog_build)
+    s = csub.add_parser("show", help=cmd_catalog_show.__doc__, description=cmd_catalog_show.__doc__)
+    s.add_argument("ids", nargs="*", type=int, metavar="ID")
+    s.add_argument("--json", action="store_true", help="print the entries as JSON")
+    s.add_argument("--catalog", help="a built catalog JSON (default: the shipped one)")
+    s.set_defaults(func=cmd_catalog_show)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="ikefilter: %(levelname)s: %(message)s",
+    )
+    try:
+        return args.func(args)
+    except BrokenPipeError:
+        # The reader went away (a `| head`): not an error of ours.
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,253 @@
+"""The one core call every adapter makes: a batch of input records in, a batch out.
+
+``Pipeline.process_lines`` takes raw lines (text or JSON records, auto-detected per line);
+``Pipeline.process_records`` takes records a shipper already decoded (Fluent Forward,
+syslog-ng, rsyslog). Both return a list aligned 1:1 with the input: an ECS
+:class:`~ikefilter.ecs.Event`, a record passed through unchanged (a dict), or ``None`` for an
+event that a rule dropped or that went to the quarantine. :class:`Stats` counts all of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+import msgspec
+
+from . import ecs
+from .catalog import Catalog
+from .catalog import load as load_catalog
+from .normalize import Normalizer, SeverityDialect
+from .wire import Decoded, NotClavister, Undecodable, decode_line, utc_iso
+
+NonClavisterPolicy = Literal["pass", "tag", "drop"]
+Output = Any  # ecs.Event | dict | None
+
+# Where a shipper puts the raw line, in the order they are tried (Fluent Bit/Fluentd `log`,
+# Logstash/Vector `message`, rsyslog `rawmsg`, syslog-ng `MESSAGE`, rsyslog `msg`).
+DEFAULT_SOURCE_KEYS = ("log", "message", "rawmsg", "MESSAGE", "msg")
+_TIME_KEYS = ("@timestamp", "timestamp", "time", "timereported", "DATE")
+_HOST_KEYS = ("host", "hostname", "HOST", "fromhost")
+# Keys a shipper adds to a record whose pairs it already split; not Clavister parameters.
+_RECORD_META = frozenset(_TIME_KEYS + _HOST_KEYS + ("tag", "source", "pri", "severity", "facility"))
+
+
+class Stats(msgspec.Struct):
+    """Counts that always add up: ``in_ == out + dropped + quarantined``."""
+
+    in_: int = msgspec.field(default=0, name="in")
+    out: int = 0
+    dropped: int = 0
+    quarantined: int = 0
+    tagged: int = 0
+    passthrough: int = 0
+    dropped_by_rule: dict[str, int] = msgspec.field(default_factory=dict)
+
+
+Stage = Callable[[list[ecs.Event]], list[ecs.Event | None]]
+
+
+class Pipeline:
+    """Decode, normalize, then hand each batch of events to the site stages.
+
+    Built once per process; the catalog, decoders and stages are reused for every batch.
+
+    :param stages: called once per batch with the events (never the pass-through
+        records); returns a list aligned with its input where ``None`` marks an event that
+        must not be written (the stage counts it in :attr:`stats`). The plugin manager
+        supplies it; without one, events go out as normalized.
+    """
+
+    def __init__(
+        self,
+        catalog: Catalog | None = None,
+        *,
+        stages: Stage | None = None,
+        source_keys: Iterable[str] = DEFAULT_SOURCE_KEYS,
+        non_clavister: NonClavisterPolicy = "pass",
+        severity_dialect: SeverityDialect = "clavister",
+        keep_original: bool = True,
+    ):
+        self.catalog = catalog or load_catalog()
+        self.normalizer = Normalizer(self.catalog, severity_dialect, keep_original)
+        self.stages = stages
+        self.source_keys = tuple(source_keys)
+        self.non_clavister = non_clavister
+        self.stats = Stats()
+        self._record_decoder = msgspec.json.Decoder(dict)
+        self._json_encoder = msgspec.json.Encoder()
+
+    # -- entry points -----------------------------------------------------------------------
+
+    def process_lines(self, lines: list[bytes] | list[str]) -> list[Output]:
+        """Process one batch of lines (no newline). Text lines and JSON records may mix."""
+        now = _now()
+        out: list[Output] = []
+        for line in lines:
+            text = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
+            if text.endswith("\r"):
+                text = text[:-1]
+            if text[:1] == "{":
+                try:
+                    record = self._record_decoder.decode(text)
+                except msgspec.DecodeError as exc:
+                    out.append(self._failure(text, f"invalid JSON record: {exc}", now))
+                    continue
+                out.append(self._from_record(record, now, text))
+            else:
+                out.append(self._from_text(text, now))
+        return self._finish(out)
+
+    def process_records(self, records: list[dict]) -> list[Output]:
+        """Process one batch of records a shipper already decoded into mappings."""
+        now = _now()
+        out = [
+            self._from_record(r, now, None) if isinstance(r, dict)
+            else self._failure(repr(r), "record is not a mapping", now)
+            for r in records
+        ]
+        return self._finish(out)
+
+    # -- per record -------------------------------------------------------------------------
+
+    def _from_text(self, text: str, now: str) -> Output:
+        try:
+            decoded = decode_line(text)
+        except NotClavister as exc:
+            return self._not_clavister({"message": text}, text, str(exc), now)
+        except Undecodable as exc:
+            return self._failure(text, str(exc), now)
+        return self.normalizer.normalize(decoded, now)
+
+    def _from_record(self, record: dict, now: str, text: str | None) -> Output:
+        line = None
+        for key in self.source_keys:
+            value = record.get(key)
+            if isinstance(value, str):
+                line = value
+                break
+        if line is not None:
+            try:
+                decoded = decode_line(line)
+            except NotClavister as exc:
+                return self._not_clavister(record, line, str(exc), now)
+            except Undecodable as exc:
+                return self._failure(line, str(exc), now)
+            if decoded.time is None:
+                decoded.time = _record_time(record)
+            if decoded.host is None:
+                decoded.host = _first_str(record, _HOST_KEYS)
+            if decoded.pri is None:
+                decoded.pri = _record_pri(record)
+        elif "id" in record:
+            # A record whose pairs a shipper already split into fields.
+            params = {
+                k: v if isinstance(v, str) else self._json_encoder.encode(v).decode()
+                for k, v in record.items()
+                if k not in _RECORD_META and v is not None
+            }
+            original = text if text is not None else self._json_encoder.encode(record).decode()
+            decoded = Decoded(
+                original, params, time=_record_time(record), host=_first_str(record, _HOST_KEYS),
+                pri=_record_pri(record),
+            )
+        else:
+            original = text if text is not None else self._json_encoder.encode(record).decode()
+            return self._not_clavister(record, original, "no Clavister line in the record", now)
+        return self.normalizer.normalize(decoded, now)
+
+    def _failure(self, original: str, why: str, now: str) -> ecs.Event:
+        event = ecs.Event(
+            timestamp=now,
+            event=ecs.event_fields(original=original),
+            tags=["clavister", ecs.TAG_PARSE_FAILURE],
+            error=ecs.Error(why),
+            ecs=ecs.ecs_block(),
+        )
+        return event
+
+    def _not_clavister(self, record: dict, original: str, why: str, now: str) -> Output:
+        if self.non_clavister == "pass":
+            return record
+        if self.non_clavister == "drop":
+            return _DROP_NOT_CLAVISTER
+        return ecs.Event(
+            timestamp=now,
+            message=original,
+            event=ecs.event_fields(original=original),
+            tags=[ecs.TAG_NOT_CLAVISTER],
+            error=ecs.Error(why),
+            ecs=ecs.ecs_block(),
+        )
+
+    # -- per batch --------------------------------------------------------------------------
+
+    def _finish(self, out: list[Output]) -> list[Output]:
+        stats = self.stats
+        stats.in_ += len(out)
+        for i, item in enumerate(out):
+            if item is _DROP_NOT_CLAVISTER:
+                out[i] = None
+                stats.dropped += 1
+                stats.dropped_by_rule["non_clavister"] = (
+                    stats.dropped_by_rule.get("non_clavister", 0) + 1
+                )
+        if self.stages is not None:
+            index = [i for i, item in enumerate(out) if type(item) is ecs.Event]
+            if index:
+                staged = self.stages([out[i] for i in index])
+                if len(staged) != len(index):
+                    raise RuntimeError(
+                        f"site stages returned {len(staged)} events for {len(index)}"
+                    )
+                for i, item in zip(index, staged, strict=True):
+                    out[i] = item
+        for item in out:
+            if item is None:
+                continue
+            stats.out += 1
+            if type(item) is ecs.Event:
+                if item.tags is not None and _failure_tagged(item.tags):
+                    stats.tagged += 1
+            else:
+                stats.passthrough += 1
+        return out
+
+
+_DROP_NOT_CLAVISTER = object()
+
+
+def _failure_tagged(tags: list[str]) -> bool:
+    return any(t.startswith("ikefilter_") for t in tags)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _first_str(record: dict, keys: tuple[str, ...]) -> str | None:
+    for key in keys:
+        value = record.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def _record_time(record: dict) -> str | None:
+    value = _first_str(record, _TIME_KEYS)
+    return utc_iso(value) if value is not None else None
+
+
+def _record_pri(record: dict) -> int | None:
+    value = record.get("pri")
+    try:
+        pri = int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+    return pri if pri is not None and 0 <= pri < 192 else None
+
+
+def encode_json_lines(items: list[Output], encoder: msgspec.json.Encoder) -> bytes:
+    """Encode the written items (``None`` skipped) as JSON lines."""
+    return encoder.encode_lines([item for item in items if item is not None])

@@ -1,0 +1,148 @@
+"""Decode one Clavister log line, in any shape WIRE.md lists, into a :class:`Decoded` record.
+
+No ECS knowledge here: header fields, the category list and the ``name=value`` pairs, as text.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+
+import msgspec
+
+
+class Decoded(msgspec.Struct):
+    """What a line says, before any catalog lookup. ``params`` values are text as sent."""
+
+    original: str
+    params: dict[str, str]
+    categories: list[str] | None = None
+    pri: int | None = None
+    time: str | None = None
+    host: str | None = None
+    notes: list[str] | None = None
+
+
+class NotClavister(ValueError):
+    """The line has no Clavister header and no ``id=`` pair."""
+
+
+class Undecodable(ValueError):
+    """The line looks like a Clavister log line but cannot be decoded; the text says why."""
+
+
+_HEADER = re.compile(
+    r"""
+    \ufeff?
+    (?:<(?P<pri>\d{1,3})>)?
+    (?:
+        (?P<recv>\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d)\t[^\t\n]*\t(?P<recvhost>[^\t\n]*)\t
+      | 1\ (?P<ts5424>\d{4}-\d\d-\d\dT\S+)\ (?P<host5424>\S+)[ ]
+        (?:\S+\ \S+\ \S+\ (?:-|(?:\[(?:[^\]"\\]|\\.|"(?:[^"\\]|\\.)*")*\])+)\ \ufeff?)?
+      | (?P<ts3164>[A-Z][a-z]{2}\ [\ \d]?\d(?:\ \d{4})?\ \d\d:\d\d:\d\d)\ (?P<host3164>\S+)[ ]
+    )?
+    (?:\[(?P<devtime>\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d)\]\ *)?
+    (?:EFW:\ *)?
+    (?P<cats>[A-Z][A-Z0-9_]*(?:,[A-Z][A-Z0-9_]*)*)\ ?:(?:\ +|$)
+    """,
+    re.X,
+)
+
+# name=value: a quoted value (backslash escapes allowed), an unbalanced quote that runs to
+# the end, or a bare value that may span words up to the next ``name=``. Words opening
+# with a bracket are RFC 5424 structured-data framing, never part of a value.
+_PAIR = re.compile(
+    r"""([A-Za-z_][\w.\-]*)=
+    (?:"((?:[^"\\]|\\.)*)"
+      |"(.*)
+      |((?:[^\s\[\]"]\S*)?(?:\ +(?![A-Za-z_][\w.\-]*=)[^\s\[\]]\S*)*)
+    )""",
+    re.X,
+)
+_ESCAPE = re.compile(r"\\(.)")
+_ID_ANYWHERE = re.compile(r"(?:^|[\s\[])id=")
+
+_MONTHS = {m: i for i, m in enumerate(
+    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
+
+NOTE_UNBALANCED_QUOTE = "unbalanced quote"
+
+
+def split_pairs(body: str) -> tuple[dict[str, str], list[str] | None]:
+    """Split ``name=value`` pairs. Returns the pairs and notes on anything odd."""
+    params: dict[str, str] = {}
+    notes = None
+    for name, quoted, unbalanced, bare in _PAIR.findall(body):
+        if quoted:
+            params[name] = _ESCAPE.sub(r"\1", quoted) if "\\" in quoted else quoted
+        elif unbalanced:
+            params[name] = unbalanced.rstrip()
+            notes = [f"{NOTE_UNBALANCED_QUOTE} in {name}"]
+        else:
+            params[name] = bare
+    return params, notes
+
+
+def utc_iso(text: str) -> str | None:
+    """An RFC 3339 timestamp in UTC, from an ISO 8601 one with any offset."""
+    if text.endswith("Z"):
+        return text
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        return dt.isoformat() + "Z"
+    return dt.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _bsd_time(text: str, now: datetime) -> str | None:
+    parts = text.split()
+    month = _MONTHS.get(parts[0])
+    if month is None:
+        return None
+    day = int(parts[1])
+    if len(parts) == 4:
+        year, clock = int(parts[2]), parts[3]
+    else:
+        # RFC 3164 has no year: the current one, or the last one for a date in the future.
+        year, clock = now.year, parts[2]
+        if (month, day) > (now.month, now.day + 1):
+            year -= 1
+    return f"{year:04d}-{month:02d}-{day:02d}T{clock}Z"
+
+
+def decode_line(line: str, now: datetime | None = None) -> Decoded:
+    """Decode one line (no trailing newline).
+
+    :raises NotClavister: no Clavister header and no ``id=`` anywhere.
+    :raises Undecodable: a Clavister header whose body has no pairs.
+    """
+    m = _HEADER.match(line)
+    if m is None:
+        if _ID_ANYWHERE.search(line) is None:
+            raise NotClavister("not a Clavister log line")
+        params, notes = split_pairs(line)
+        return Decoded(line, params, notes=notes)
+    params, notes = split_pairs(line[m.end():])
+    if not params:
+        raise Undecodable("no name=value pairs after the header")
+    pri = m["pri"]
+    time = None
+    if m["devtime"]:
+        time = m["devtime"].replace(" ", "T") + "Z"
+    elif m["ts5424"]:
+        time = utc_iso(m["ts5424"])
+    elif m["ts3164"]:
+        time = _bsd_time(m["ts3164"], now or datetime.now(timezone.utc))
+    elif m["recv"]:
+        time = m["recv"].replace(" ", "T") + "Z"
+    return Decoded(
+        original=line,
+        params=params,
+        categories=m["cats"].split(","),
+        pri=int(pri) if pri is not None else None,
+        time=time,
+        host=m["host5424"] or m["host3164"] or m["recvhost"] or None,
+        notes=notes,
+    )
