@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from pathlib import Path
@@ -12,6 +13,14 @@ import msgspec
 from . import __version__, app, catalog, generate, lines
 
 log = logging.getLogger("ikefilter")
+
+# Modules that add commands: each has ``register(subparsers)``, which adds its parsers and
+# sets ``func`` on them.
+COMMAND_MODULES = (
+    "ikefilter.host",              # plugins
+    "ikefilter.forward.command",   # forward
+    "ikefilter.mmexternal",        # mmexternal
+)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -132,6 +141,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print the entries as JSON")
     s.add_argument("--catalog", help="a built catalog JSON (default: the shipped one)")
     s.set_defaults(func=cmd_catalog_show)
+
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.register(sub)
     return parser
 
 
