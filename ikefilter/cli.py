@@ -28,7 +28,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     pipeline = app.make_pipeline(args)
     progress = lines.Progress(bool(args.files) and lines.stderr_is_terminal())
     try:
-        lines.run(pipeline, lines.open_sources(args.files), sys.stdout.buffer, progress)
+        if "msgpack" in (args.input_format, args.output_format):
+            from . import msgpack_stream
+
+            for source in lines.open_sources(args.files):
+                msgpack_stream.run(pipeline, source, sys.stdout.buffer,
+                                   input_format=args.input_format,
+                                   output_format=args.output_format)
+        else:
+            lines.run(pipeline, lines.open_sources(args.files), sys.stdout.buffer, progress)
     finally:
         app.report_stats(pipeline, args)
     return 0
@@ -114,8 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help=cmd_run.__doc__, description=cmd_run.__doc__)
     p.add_argument("files", nargs="*", metavar="FILE", help="files to read (default: stdin)")
-    p.add_argument("--output-format", choices=["ecs"], default="ecs",
-                   help="output document profile (default: ecs)")
+    p.add_argument("--input-format", choices=["auto", "msgpack"], default="auto",
+                   help="auto: text or JSON lines; msgpack: a stream of msgpack maps")
+    p.add_argument("--output-format", choices=["ecs", "msgpack"], default="ecs",
+                   help="ecs: JSON lines; msgpack: the ECS documents as msgpack maps")
     app.add_pipeline_options(p)
     p.set_defaults(func=cmd_run)
 
