@@ -7,7 +7,10 @@ typed field: it stays under ``clavister.extra`` and the event is tagged.
 from __future__ import annotations
 
 import ipaddress
-from typing import Literal
+import re
+from typing import Annotated, Literal
+
+import msgspec
 
 from . import ecs
 from .catalog import Catalog, Message
@@ -38,16 +41,26 @@ _ip_cache: dict[str, str | None] = {}
 _IP_CACHE_MAX = 65536
 
 
+# A dotted quad without leading zeros is already canonical: no need for ipaddress.
+_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+_IPV4 = re.compile(rf"(?:{_OCTET}\.){{3}}{_OCTET}")
+_is_ipv4 = _IPV4.fullmatch
+
+
 def valid_ip(text: str) -> str | None:
     """The canonical text of an IP address, or None when ``text`` is not one. Cached."""
     try:
         return _ip_cache[text]
     except KeyError:
         pass
+    if _is_ipv4(text) is not None:
+        return text
     try:
         value: str | None = str(ipaddress.ip_address(text.strip().strip("[]")))
     except ValueError:
         value = None
+    if value is not None and "%" in value:
+        value = None  # an IPv6 zone index (fe80::1%eth0): an ECS ip field rejects it
     if len(_ip_cache) >= _IP_CACHE_MAX:
         _ip_cache.clear()
     _ip_cache[text] = value
@@ -70,7 +83,7 @@ class _Problems:
 
 def _ip(p: dict[str, str], name: str, probs: _Problems) -> str | None:
     raw = p.get(name)
-    if raw is None or raw == "":
+    if not raw:
         return None
     value = valid_ip(raw)
     if value is None:
@@ -80,7 +93,7 @@ def _ip(p: dict[str, str], name: str, probs: _Problems) -> str | None:
 
 def _int(p: dict[str, str], name: str, probs: _Problems, hi: int | None = None) -> int | None:
     raw = p.get(name)
-    if raw is None or raw == "":
+    if not raw:
         return None
     try:
         value = int(raw)
@@ -93,10 +106,15 @@ def _int(p: dict[str, str], name: str, probs: _Problems, hi: int | None = None) 
     return value
 
 
+_is_spi = re.compile(r"[0-9a-f]+").fullmatch
+
+
 def _spi(p: dict[str, str], name: str, probs: _Problems) -> str | None:
     raw = p.get(name)
-    if raw is None or raw == "":
+    if not raw:
         return None
+    if _is_spi(raw) is not None:
+        return raw
     value = raw.strip().lower()
     if value.startswith("0x"):
         value = value[2:]
@@ -108,7 +126,7 @@ def _spi(p: dict[str, str], name: str, probs: _Problems) -> str | None:
 
 def _bool(p: dict[str, str], name: str, probs: _Problems) -> bool | None:
     raw = p.get(name)
-    if raw is None or raw == "":
+    if not raw:
         return None
     text = raw.strip().lower()
     if text in _TRUE:
@@ -131,6 +149,117 @@ def _any(*values: object) -> bool:
     return False
 
 
+_Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+_Count = Annotated[int, msgspec.Meta(ge=0)]
+_Spi = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]+$")]
+
+
+class Params(msgspec.Struct, gc=False):
+    """Every parameter the catalog knows, typed. Strings are as sent ("" kept)."""
+
+    prio: Annotated[int, msgspec.Meta(ge=0, le=7)] | None = None
+    rev: str | None = None
+    event: str | None = None
+    action: str | None = None
+    localip: str | None = None
+    remoteip: str | None = None
+    localport: _Port | None = None
+    remoteport: _Port | None = None
+    srcip: str | None = None
+    destip: str | None = None
+    srcport: _Port | None = None
+    destport: _Port | None = None
+    localid: str | None = None
+    remoteid: str | None = None
+    localikespi: _Spi | None = None
+    remoteikespi: _Spi | None = None
+    oldlocalikespi: _Spi | None = None
+    oldremoteikespi: _Spi | None = None
+    initiator: bool | None = None
+    algorithms: str | None = None
+    rekeytime: _Count | None = None
+    reauthtime: _Count | None = None
+    ikeversion: _Count | None = None
+    reason: str | None = None
+    iface: str | None = None
+    recviface: str | None = None
+    inboundspi: _Spi | None = None
+    outboundspi: _Spi | None = None
+    oldinboundspi: _Spi | None = None
+    oldoutboundspi: _Spi | None = None
+    proto: str | None = None
+    localts: str | None = None
+    remotets: str | None = None
+    lifetime: _Count | None = None
+    ip: str | None = None
+    name: str | None = None
+    count: _Count | None = None
+    max: _Count | None = None
+    userid: str | None = None
+
+
+def typed_exact(p: dict[str, str], probs: _Problems) -> Params:
+    """Type every known parameter one by one; a value that does not fit goes to extra."""
+    return Params(
+        prio=_int(p, "prio", probs, hi=7),
+        rev=_str(p, "rev"),
+        event=_str(p, "event"),
+        action=_str(p, "action"),
+        localip=_ip(p, "localip", probs),
+        remoteip=_ip(p, "remoteip", probs),
+        localport=_int(p, "localport", probs, hi=65535),
+        remoteport=_int(p, "remoteport", probs, hi=65535),
+        srcip=_ip(p, "srcip", probs),
+        destip=_ip(p, "destip", probs),
+        srcport=_int(p, "srcport", probs, hi=65535),
+        destport=_int(p, "destport", probs, hi=65535),
+        localid=_str(p, "localid"),
+        remoteid=_str(p, "remoteid"),
+        localikespi=_spi(p, "localikespi", probs),
+        remoteikespi=_spi(p, "remoteikespi", probs),
+        oldlocalikespi=_spi(p, "oldlocalikespi", probs),
+        oldremoteikespi=_spi(p, "oldremoteikespi", probs),
+        initiator=_bool(p, "initiator", probs),
+        algorithms=_str(p, "algorithms"),
+        rekeytime=_int(p, "rekeytime", probs),
+        reauthtime=_int(p, "reauthtime", probs),
+        ikeversion=_int(p, "ikeversion", probs),
+        reason=_str(p, "reason"),
+        iface=_str(p, "iface"),
+        recviface=_str(p, "recviface"),
+        inboundspi=_spi(p, "inboundspi", probs),
+        outboundspi=_spi(p, "outboundspi", probs),
+        oldinboundspi=_spi(p, "oldinboundspi", probs),
+        oldoutboundspi=_spi(p, "oldoutboundspi", probs),
+        proto=_str(p, "proto"),
+        localts=_str(p, "localts"),
+        remotets=_str(p, "remotets"),
+        lifetime=_int(p, "lifetime", probs),
+        ip=_ip(p, "ip", probs),
+        name=_str(p, "name"),
+        count=_int(p, "count", probs),
+        max=_int(p, "max", probs),
+        userid=_str(p, "userid"),
+    )
+
+
+_convert = msgspec.convert
+
+
+def typed_fast(p: dict[str, str]) -> Params | None:
+    """The common case in C: msgspec types every parameter at once. None when any value
+    does not fit, or when a value could come out differently from :func:`typed_exact`
+    (an empty or non-canonical value); the caller then takes the exact path."""
+    try:
+        t = _convert(p, Params, strict=False)
+    except msgspec.ValidationError:
+        return None
+    for ip in (t.localip, t.remoteip, t.srcip, t.destip, t.ip):
+        if ip is not None and (not ip or valid_ip(ip) != ip):
+            return None
+    return t
+
+
 class Normalizer:
     """Built once per process from a catalog; :meth:`normalize` is called per event."""
 
@@ -139,10 +268,13 @@ class Normalizer:
         catalog: Catalog,
         severity_dialect: SeverityDialect = "clavister",
         keep_original: bool = True,
+        fast: bool = True,
     ):
         self.messages: dict[int, Message] = catalog.by_id()
         self.severity_dialect = severity_dialect
         self.keep_original = keep_original
+        # The msgspec fast path; off only to check it against the exact path.
+        self.fast = fast
 
     def severity(self, prio: int | None, pri: int | None, msg: Message | None) -> int | None:
         """WIRE.md: ``prio`` wins (reversed against syslog in Clavister's dialect), then
@@ -155,7 +287,6 @@ class Normalizer:
 
     def normalize(self, d: Decoded, now: str) -> ecs.Event:
         p = d.params
-        tags = ["clavister", "ike"]
         raw_id = p.get("id")
         msg: Message | None = None
         code: str | None = None
@@ -170,13 +301,16 @@ class Normalizer:
         if msg is None:
             # Unknown (or missing) ID: decoded generically, every parameter as sent.
             extra.update({k: v for k, v in p.items() if k in KNOWN_PARAMETERS})
+            p = {k: v for k, v in p.items() if k in _HEADER_KEYS}
         probs = _Problems(extra)
-        prio = _int(p, "prio", probs, hi=7)
-        sev = self.severity(prio, d.pri, msg)
+        t = typed_fast(p) if self.fast else None
+        if t is None:
+            t = typed_exact(p, probs)
+        sev = self.severity(t.prio, d.pri, msg)
         event = ecs.Event(
             timestamp=d.time or now,
             event=ecs.event_fields(code=code, severity=sev),
-            tags=tags,
+            tags=["clavister", "ike"],
             observer=ecs.observer(d.host),
             ecs=ecs.ecs_block(),
         )
@@ -195,10 +329,10 @@ class Normalizer:
             event.event.original = d.original
         clav = ecs.Clavister(
             categories=d.categories,
-            prio=prio,
-            rev=_str(p, "rev"),
-            event=_str(p, "event"),
-            action=_str(p, "action"),
+            prio=t.prio,
+            rev=t.rev or None,
+            event=t.event or None,
+            action=t.action or None,
         )
         event.clavister = clav
         if raw_id is None:
@@ -211,7 +345,7 @@ class Normalizer:
         elif msg is None:
             event.tag(ecs.TAG_UNKNOWN_MESSAGE)
         else:
-            self._known(event, clav, msg, p, probs)
+            self._known(event, clav, msg, t)
         if d.notes:
             event.tag(ecs.TAG_PARSE_FAILURE)
             for note in d.notes:
@@ -223,50 +357,41 @@ class Normalizer:
             clav.extra = extra
         return event
 
-    def _known(
-        self,
-        event: ecs.Event,
-        clav: ecs.Clavister,
-        msg: Message,
-        p: dict[str, str],
-        probs: _Problems,
-    ) -> None:
+    def _known(self, event: ecs.Event, clav: ecs.Clavister, msg: Message, t: Params) -> None:
         m = msg.ecs
         ev = event.event
         ev.action = m.action
         ev.category = list(m.category)
         ev.type = list(m.type)
         ev.outcome = m.outcome
-        ev.reason = _str(p, "reason")
+        ev.reason = t.reason or None
         event.message = msg.message
         if clav.categories is None:
             clav.categories = list(msg.categories)
 
-        local_ip = _ip(p, "localip", probs)
-        remote_ip = _ip(p, "remoteip", probs)
-        local_port = _int(p, "localport", probs, hi=65535)
-        remote_port = _int(p, "remoteport", probs, hi=65535)
-        initiator = _bool(p, "initiator", probs)
-        src_ip = _ip(p, "srcip", probs)
-        dst_ip = _ip(p, "destip", probs)
-        src_port = _int(p, "srcport", probs, hi=65535)
-        dst_port = _int(p, "destport", probs, hi=65535)
+        local_ip, remote_ip = t.localip, t.remoteip
+        local_port, remote_port = t.localport, t.remoteport
+        src_ip, dst_ip, src_port, dst_port = t.srcip, t.destip, t.srcport, t.destport
+        initiator = t.initiator
         if _any(local_ip, remote_ip, local_port, remote_port):
-            local = ecs.Endpoint(ip=local_ip, port=local_port)
-            remote = ecs.Endpoint(ip=remote_ip, port=remote_port)
+            # No empty {} for a side whose values were all missing or invalid.
+            local = ecs.Endpoint(local_ip, local_port) if _any(local_ip, local_port) else None
+            remote = ecs.Endpoint(remote_ip, remote_port) if _any(remote_ip, remote_port) else None
             # SCHEMA.md role rule: the initiator is the source.
             if initiator:
                 event.source, event.destination = local, remote
             else:
                 event.source, event.destination = remote, local
         elif _any(src_ip, dst_ip, src_port, dst_port):
-            event.source = ecs.Endpoint(ip=src_ip, port=src_port)
-            event.destination = ecs.Endpoint(ip=dst_ip, port=dst_port)
+            if _any(src_ip, src_port):
+                event.source = ecs.Endpoint(src_ip, src_port)
+            if _any(dst_ip, dst_port):
+                event.destination = ecs.Endpoint(dst_ip, dst_port)
 
-        proto = _str(p, "proto")
-        pool_ip = _ip(p, "ip", probs)
+        proto = t.proto or None
+        pool_ip = t.ip
         ips = [ip for ip in (local_ip, remote_ip, src_ip, dst_ip, pool_ip) if ip is not None]
-        if event.source is not None:
+        if event.source is not None or event.destination is not None:
             family = None
             if ips:
                 family = "ipv6" if ":" in ips[0] else "ipv4"
@@ -275,9 +400,9 @@ class Normalizer:
             else:
                 event.network = ecs.Network("udp", "ike", family)
 
-        userid = _str(p, "userid")
-        local_id = _str(p, "localid")
-        remote_id = _str(p, "remoteid")
+        userid = t.userid or None
+        local_id = t.localid or None
+        remote_id = t.remoteid or None
         if userid:
             event.user = ecs.User(userid)
         users = [u for u in (userid, local_id, remote_id) if u]
@@ -287,44 +412,28 @@ class Normalizer:
                 user=list(dict.fromkeys(users)) or None,
             )
 
-        recviface = _str(p, "recviface")
-        if recviface:
-            event.observer.ingress = ecs.Ingress(ecs.Interface(recviface))
-        clav.iface = _str(p, "iface")
+        if t.recviface:
+            event.observer.ingress = ecs.Ingress(ecs.Interface(t.recviface))
+        clav.iface = t.iface or None
 
         ike = ecs.Ike(
-            local_id=local_id,
-            remote_id=remote_id,
-            local_spi=_spi(p, "localikespi", probs),
-            remote_spi=_spi(p, "remoteikespi", probs),
-            old_local_spi=_spi(p, "oldlocalikespi", probs),
-            old_remote_spi=_spi(p, "oldremoteikespi", probs),
-            initiator=initiator,
-            algorithms=_str(p, "algorithms"),
-            version=_int(p, "ikeversion", probs),
-            rekey_time=_int(p, "rekeytime", probs),
-            reauth_time=_int(p, "reauthtime", probs),
+            local_id, remote_id, t.localikespi, t.remoteikespi, t.oldlocalikespi,
+            t.oldremoteikespi, initiator, t.algorithms or None, t.ikeversion, t.rekeytime,
+            t.reauthtime,
         )
         if ike != _EMPTY_IKE:
             clav.ike = ike
         ipsec = ecs.Ipsec(
-            inbound_spi=_spi(p, "inboundspi", probs),
-            outbound_spi=_spi(p, "outboundspi", probs),
-            old_inbound_spi=_spi(p, "oldinboundspi", probs),
-            old_outbound_spi=_spi(p, "oldoutboundspi", probs),
-            protocol=proto.lower() if proto else None,
-            local_ts=_str(p, "localts"),
-            remote_ts=_str(p, "remotets"),
-            lifetime=_int(p, "lifetime", probs),
+            t.inboundspi, t.outboundspi, t.oldinboundspi, t.oldoutboundspi,
+            proto.lower() if proto else None, t.localts or None, t.remotets or None, t.lifetime,
         )
         if ipsec != _EMPTY_IPSEC:
             clav.ipsec = ipsec
-        pool = ecs.IpPool(_str(p, "name"), pool_ip, _int(p, "count", probs))
+        pool = ecs.IpPool(t.name or None, pool_ip, t.count)
         if pool != _EMPTY_POOL:
             clav.ip_pool = pool
-        limit_max = _int(p, "max", probs)
-        if limit_max is not None:
-            clav.limit = ecs.Limit(limit_max)
+        if t.max is not None:
+            clav.limit = ecs.Limit(t.max)
 
 
 _EMPTY_IKE = ecs.Ike()
