@@ -1,34 +1,108 @@
 """Build the pipeline a command runs: site config, plugins, stages.
 
 Every command that processes events calls :func:`add_pipeline_options` on its parser and
-:func:`make_pipeline` with the parsed arguments, so they all accept the same options.
+:func:`make_pipeline` with the parsed arguments, so they all accept the same options
+(``--config``, ``--plugin``, ``--disable-plugin``, ``--stats``), and :func:`report_stats`
+once at exit.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 
+import msgspec
+
+from . import host
+from .config import ConfigError, SiteConfig
+from .config import load as load_config
 from .pipeline import Pipeline
+
+log = logging.getLogger("ikefilter")
+
+
+class StartupError(SystemExit, Exception):
+    """The pipeline cannot start: a config or plugin problem, said in one line.
+
+    A ``SystemExit``, so an uncaught one ends a command with the message on stderr and no
+    traceback; also an ``Exception``, so an embedding host (syslog-ng's parser ``init``)
+    that catches ``Exception`` reports it and stays up.
+    """
 
 
 def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
+    host.add_site_options(parser)
     parser.add_argument("--stats", metavar="FILE",
                         help="write the in/out/dropped/quarantined/tagged counts as JSON at exit")
 
 
 def make_pipeline(args: argparse.Namespace, **overrides) -> Pipeline:
-    """The pipeline for one process, built once before the first batch."""
-    return Pipeline(**overrides)
+    """The pipeline for one process, built once before the first batch.
+
+    Reads ``--config``, loads and configures the plugins, and wires the stage runner.
+    ``overrides`` are :class:`Pipeline` keyword arguments that win over the config (an
+    adapter's own defaults).
+
+    :raises StartupError: for a config or plugin problem, naming the file, key or plugin.
+    """
+    try:
+        return build_pipeline(
+            config_path=getattr(args, "config", None),
+            load=getattr(args, "plugin", None) or (),
+            disable=getattr(args, "disable_plugin", None) or (),
+            command=getattr(args, "command", None),
+            **overrides,
+        )
+    except (ConfigError, host.PluginError) as exc:
+        raise StartupError(f"ikefilter: error: {exc}") from None
+
+
+def build_pipeline(
+    config: SiteConfig | None = None,
+    *,
+    config_path: str | None = None,
+    load: tuple[str, ...] | list[str] = (),
+    disable: tuple[str, ...] | list[str] = (),
+    command: str | None = None,
+    entry_points: bool = True,
+    plugins: tuple[object, ...] | list[object] = (),
+    **overrides,
+) -> Pipeline:
+    """The library form of :func:`make_pipeline`: raises instead of exiting.
+
+    :raises ConfigError: for a config problem (file, line, key).
+    :raises host.PluginError: for a plugin that cannot load or refuses to configure.
+    """
+    if config is None and config_path:
+        config = load_config(config_path)
+    site = host.start(config, config_path=config_path, load=load, disable=disable,
+                      command=command, entry_points=entry_points, plugins=plugins)
+    core = site.config.ikefilter
+    options = {
+        "stages": site.runner,
+        "source_keys": core.source_keys,
+        "non_clavister": core.non_clavister,
+        "severity_dialect": core.severity_dialect,
+        "keep_original": site.keep_original,
+    }
+    options.update(overrides)
+    pipeline = Pipeline(**options)
+    site.runner.bind(pipeline.stats)
+    pipeline.site = site  # for report_stats and for adapters that want the plugin manager
+    return pipeline
 
 
 def report_stats(pipeline: Pipeline, args: argparse.Namespace) -> None:
-    """The counts, on stderr at exit and as JSON in ``--stats FILE``."""
-    import logging
+    """Close the site stages and report the counts: on stderr, and as JSON in ``--stats``.
 
-    import msgspec
-
+    Call it once, at exit: it also runs the plugins' ``ikefilter_unconfigure`` and closes the
+    quarantine file.
+    """
+    site = getattr(pipeline, "site", None)
+    if site is not None:
+        site.runner.close()
     s = pipeline.stats
-    logging.getLogger("ikefilter").info(
+    log.info(
         "in=%d out=%d dropped=%d quarantined=%d tagged=%d", s.in_, s.out, s.dropped,
         s.quarantined, s.tagged,
     )

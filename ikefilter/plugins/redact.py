@@ -1,0 +1,283 @@
+"""Built-in redaction, configured by ``[redact]``: a plugin like any site's.
+
+SCHEMA.md "Redaction" is the contract. Two classes of value, each with its own mode:
+
+* IP addresses (``ip``): ``keep``, ``mask`` (``0.0.0.0`` / ``::``), ``truncate`` (to
+  ``ipv4_prefix`` / ``ipv6_prefix`` bits), ``cryptopan`` (prefix-preserving), ``hmac``
+  (a keyed token; not an IP, so it goes to ``*.address`` and ``*.ip`` is removed).
+* Identities (``identity``): IKE local/remote IDs and user names: ``keep``, ``mask``
+  (``redacted``), ``hmac``.
+
+Every copy is covered: ``source``/``destination``, ``related.ip``/``related.user``,
+``user.name``, ``clavister.ike.local_id``/``remote_id``, ``clavister.ip_pool.address``,
+the traffic selectors, ``clavister.extra`` (where an invalid value is kept raw), an
+``observer.hostname`` that is an IP, and any free text (``message`` when it is not the
+catalog's text, ``error.message``, ``event.reason``). ``event.original`` is removed. SPIs are
+kept (they identify tunnels, not people). Addresses in ``keep_networks`` (the firewall's own)
+are kept as they are.
+
+Keyed modes are stable across runs and hosts that share the key; every pseudonym is cached
+for the life of the process, so a repeated value costs one dict lookup.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable
+
+from .. import hookimpl
+from ..config import PipelineInfo, SiteConfig
+from ..ecs import Event
+from ..normalize import valid_ip
+from ..pseudonym import CryptoPAn, keyed_token, load_key, truncate_ip
+
+MASK = "redacted"
+_MASK_IP = {4: "0.0.0.0", 6: "::"}
+_CACHE_MAX = 1 << 17
+
+# Parameter names, as they reach clavister.extra (unknown messages, invalid values).
+IP_PARAMS = frozenset({"localip", "remoteip", "srcip", "destip", "ip"})
+IDENTITY_PARAMS = frozenset({"localid", "remoteid", "userid"})
+
+_V4 = r"(?:\d{1,3}\.){3}\d{1,3}"
+_V6 = r"[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:\.\d{1,3}){0,3}"
+_IP_TEXT = re.compile(rf"(?<![\w.:])(?:{_V4}|{_V6})(?![\w:]|\.\d)")
+_ID_PAIR = re.compile(
+    r"""(?P<pre>\b(?:localid|remoteid|userid)=)(?P<val>"(?:[^"\\]|\\.)*"?|[^\s\]]*)"""
+    r"""|(?P<jpre>"(?:localid|remoteid|userid)"\s*:\s*)(?P<jval>"(?:[^"\\]|\\.)*")"""
+)
+
+
+class RedactPlugin:
+    """Redaction from ``[redact]``; inactive while both modes are ``keep``."""
+
+    def __init__(self) -> None:
+        self.active = False
+        self.ip: Callable[[str], tuple[str, bool]] | None = None
+        self.identity: Callable[[str], str] | None = None
+
+    # -- setup ------------------------------------------------------------------------------
+
+    @hookimpl
+    def ikefilter_configure(self, config: SiteConfig, info: PipelineInfo) -> None:
+        r = config.redact
+        self.active = r.enabled
+        self.ip = self.identity = None
+        self._ips: dict[str, tuple[str, bool]] = {}
+        self._ids: dict[str, str] = {}
+        self._texts: dict[str, str] = {}
+        self._raw_ips: dict[str, str] = {}
+        if not self.active:
+            return
+        key = b""
+        if r.needs_key:
+            env, path = r.key_source
+            try:
+                key = load_key(env, path)
+            except ValueError as exc:
+                # load_key names the variable or file, never the key.
+                modes = f"ip = {r.ip!r}, identity = {r.identity!r}"
+                raise ValueError(f"[redact] {modes} needs a key: {exc}") from None
+        self._key = key
+        self._length = r.token_length
+        self._keep = _Networks(r.keep_networks)
+        if r.ip != "keep":
+            self._ip_pseudonym = self._ip_function(r.ip, key, r.ipv4_prefix, r.ipv6_prefix)
+            self.ip = self._ip_cached
+        if r.identity != "keep":
+            self.identity = self._id_cached
+            self._id_pseudonym = (
+                (lambda value: keyed_token(key, value, self._length)) if r.identity == "hmac"
+                else (lambda value: MASK)
+            )
+        elif self.ip is not None:
+            # An IKE ID may be an IP address: with identities kept, it is still an IP.
+            self.identity = self._id_as_ip
+
+    def _ip_function(self, mode: str, key: bytes, v4: int, v6: int
+                     ) -> Callable[[str], tuple[str, bool]]:
+        if mode == "mask":
+            return lambda ip: (_MASK_IP[6 if ":" in ip else 4], True)
+        if mode == "truncate":
+            return lambda ip: (truncate_ip(ip, v4, v6), True)
+        if mode == "cryptopan":
+            pan = CryptoPAn.from_secret(key)
+            return lambda ip: (pan.anonymize(ip), True)
+        length = self._length
+        return lambda ip: (keyed_token(key, ip, length), False)
+
+    # -- pseudonyms, cached per process -----------------------------------------------------
+
+    def _ip_cached(self, ip: str) -> tuple[str, bool]:
+        """A valid IP's pseudonym and whether it is still an IP."""
+        cache = self._ips
+        hit = cache.get(ip)
+        if hit is None:
+            hit = (ip, True) if self._keep.contains(ip) else self._ip_pseudonym(ip)
+            if len(cache) >= _CACHE_MAX:
+                cache.clear()
+            cache[ip] = hit
+        return hit
+
+    def _ip_text(self, raw: str) -> str:
+        """Any text that stood where an IP belongs (perhaps not a valid one)."""
+        ip = valid_ip(raw)
+        if ip is not None:
+            return self._ip_cached(ip)[0]
+        hit = self._raw_ips.get(raw)
+        if hit is None:
+            hit = keyed_token(self._key, raw, self._length) if self._key else MASK
+            if len(self._raw_ips) >= _CACHE_MAX:
+                self._raw_ips.clear()
+            self._raw_ips[raw] = hit
+        return hit
+
+    def _id_cached(self, value: str) -> str:
+        cache = self._ids
+        hit = cache.get(value)
+        if hit is None:
+            hit = self._id_pseudonym(value)
+            if len(cache) >= _CACHE_MAX:
+                cache.clear()
+            cache[value] = hit
+        return hit
+
+    def _id_as_ip(self, value: str) -> str:
+        ip = valid_ip(value)
+        return value if ip is None else self._ip_cached(ip)[0]
+
+    def scrub(self, text: str) -> str:
+        """Free text with every IP and ``localid=``/``remoteid=``/``userid=`` value replaced."""
+        cache = self._texts
+        hit = cache.get(text)
+        if hit is not None:
+            return hit
+        out = text
+        if self.identity is not None:
+            out = _ID_PAIR.sub(self._replace_pair, out)
+        if self.ip is not None:
+            out = _IP_TEXT.sub(self._replace_ip, out)
+        if len(cache) >= _CACHE_MAX:
+            cache.clear()
+        cache[text] = out
+        return out
+
+    def _replace_pair(self, m: re.Match) -> str:
+        if m["pre"] is not None:
+            raw = m["val"]
+            quoted = raw.startswith('"')
+            value = raw.strip('"').replace('\\"', '"') if quoted else raw
+            new = self.identity(value) if value else value
+            return m["pre"] + (f'"{new}"' if quoted or " " in new else new)
+        value = m["jval"][1:-1].replace('\\"', '"')
+        return m["jpre"] + '"' + self.identity(value).replace('"', '\\"') + '"'
+
+    def _replace_ip(self, m: re.Match) -> str:
+        ip = valid_ip(m[0])
+        return m[0] if ip is None else self._ip_cached(ip)[0]
+
+    # -- the batch --------------------------------------------------------------------------
+
+    @hookimpl
+    def ikefilter_redact(self, events: list[Event]) -> None:
+        if not self.active:
+            return None
+        ipf = self.ip
+        idf = self.identity
+        scrub = self.scrub
+        for ev in events:
+            ev.event.original = None
+            if ipf is not None:
+                src = ev.source
+                if src is not None and src.ip is not None:
+                    value, is_ip = ipf(src.ip)
+                    if is_ip:
+                        src.ip = value
+                    else:
+                        src.ip, src.address = None, value
+                dst = ev.destination
+                if dst is not None and dst.ip is not None:
+                    value, is_ip = ipf(dst.ip)
+                    if is_ip:
+                        dst.ip = value
+                    else:
+                        dst.ip, dst.address = None, value
+                obs = ev.observer
+                if obs is not None and obs.hostname is not None:
+                    host = valid_ip(obs.hostname)
+                    if host is not None:
+                        obs.hostname = ipf(host)[0]
+            rel = ev.related
+            if rel is not None:
+                if ipf is not None and rel.ip:
+                    kept = []
+                    for ip in rel.ip:
+                        value, is_ip = ipf(ip)
+                        if is_ip and value not in kept:
+                            kept.append(value)
+                    rel.ip = kept or None
+                if idf is not None and rel.user:
+                    users = []
+                    for name in rel.user:
+                        value = idf(name)
+                        if value not in users:
+                            users.append(value)
+                    rel.user = users
+                if rel.ip is None and rel.user is None:
+                    ev.related = None
+            if idf is not None and ev.user is not None:
+                ev.user.name = idf(ev.user.name)
+            clav = ev.clavister
+            if clav is not None:
+                ike = clav.ike
+                if ike is not None and idf is not None:
+                    if ike.local_id is not None:
+                        ike.local_id = idf(ike.local_id)
+                    if ike.remote_id is not None:
+                        ike.remote_id = idf(ike.remote_id)
+                if ipf is not None:
+                    pool = clav.ip_pool
+                    if pool is not None and pool.address is not None:
+                        pool.address = ipf(pool.address)[0]
+                    ipsec = clav.ipsec
+                    if ipsec is not None:
+                        if ipsec.local_ts is not None:
+                            ipsec.local_ts = scrub(ipsec.local_ts)
+                        if ipsec.remote_ts is not None:
+                            ipsec.remote_ts = scrub(ipsec.remote_ts)
+                if clav.extra:
+                    clav.extra = self._extra(clav.extra)
+            reason = ev.event.reason
+            if reason is not None:
+                ev.event.reason = scrub(reason)
+            if ev.message is not None and ev.event.action is None:
+                # Not the catalog's text: an undecoded line, or a non-Clavister record.
+                ev.message = scrub(ev.message)
+            if ev.error is not None:
+                ev.error.message = scrub(ev.error.message)
+        return None
+
+    def _extra(self, extra: dict[str, str]) -> dict[str, str]:
+        out = {}
+        for name, value in extra.items():
+            if name in IP_PARAMS and self.ip is not None:
+                out[name] = self._ip_text(value) if value else value
+            elif name in IDENTITY_PARAMS and self.identity is not None:
+                out[name] = self.identity(value) if value else value
+            else:
+                out[name] = self.scrub(value)
+        return out
+
+
+class _Networks:
+    """Membership in a few networks; the caller caches the answer per address."""
+
+    def __init__(self, networks: list[str]):
+        self.nets = [ipaddress.ip_network(n, strict=False) for n in networks]
+
+    def contains(self, ip: str) -> bool:
+        if not self.nets:
+            return False
+        addr = ipaddress.ip_address(ip)
+        return any(addr.version == n.version and addr in n for n in self.nets)
