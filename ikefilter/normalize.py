@@ -244,6 +244,10 @@ def typed_exact(p: dict[str, str], probs: _Problems) -> Params:
 
 
 _convert = msgspec.convert
+_INT_PARAMS = frozenset({
+    "prio", "localport", "remoteport", "srcport", "destport", "rekeytime", "reauthtime",
+    "ikeversion", "lifetime", "count", "max",
+})
 
 
 def typed_fast(p: dict[str, str]) -> Params | None:
@@ -254,6 +258,9 @@ def typed_fast(p: dict[str, str]) -> Params | None:
         t = _convert(p, Params, strict=False)
     except msgspec.ValidationError:
         return None
+    for name in _INT_PARAMS.intersection(p):
+        if not p[name].isdigit():
+            return None  # msgspec also reads "5e2" and "500.0" as ints; int() does not
     for ip in (t.localip, t.remoteip, t.srcip, t.destip, t.ip):
         if ip is not None and (not ip or valid_ip(ip) != ip):
             return None

@@ -71,6 +71,7 @@ NOTE_UNBALANCED_QUOTE = "unbalanced quote"
 
 
 _PAIRS_JSON = msgspec.json.Decoder(dict[str, str])
+_NAMES = re.compile(r"[A-Za-z_][\w.\-]*(?:\0[A-Za-z_][\w.\-]*)*").fullmatch
 
 
 def _fast_pairs(body: str) -> dict[str, str] | None:
@@ -78,7 +79,8 @@ def _fast_pairs(body: str) -> dict[str, str] | None:
     decode it. Any line this could get wrong (escapes, brackets, an odd number of quotes,
     a bare multi-word value, an ``=`` in a bare value, odd spacing) either is refused here
     or makes the JSON invalid, and so goes to the exact path."""
-    if "\\" in body or "[" in body:
+    if "\\" in body or "[" in body or not body.isascii():
+        # (non-ASCII: the exact splitter ends a bare value at any Unicode space)
         return None
     parts = body.split('"')
     n = len(parts)
@@ -90,9 +92,16 @@ def _fast_pairs(body: str) -> dict[str, str] | None:
     else:
         return None
     try:
-        return _PAIRS_JSON.decode('{"' + text + '"}')
+        params = _PAIRS_JSON.decode('{"' + text + '"}')
     except msgspec.DecodeError:
         return None
+    # The JSON can be valid where the line is not plain pairs: a name that is empty or
+    # not a name ("=x", "a:b=1"), or a quote that does not open a value ('"x"="y"').
+    if _NAMES("\0".join(params)) is None:
+        return None
+    if n > 1 and not all(part.endswith("=") for part in parts[:-1:2]):
+        return None
+    return params
 
 
 def split_pairs(body: str) -> tuple[dict[str, str], list[str] | None]:
@@ -107,10 +116,13 @@ def split_pairs_exact(body: str) -> tuple[dict[str, str], list[str] | None]:
     """The exact splitter: every rule of WIRE.md, one regex match per pair."""
     params: dict[str, str] = {}
     notes = None
-    for name, quoted, unbalanced, bare in _PAIR.findall(body):
-        if quoted:
+    for m in _PAIR.finditer(body):
+        # groups(), not findall(): an unbalanced quote with nothing after it is "", not
+        # "did not match".
+        name, quoted, unbalanced, bare = m.groups()
+        if quoted is not None:
             params[name] = _ESCAPE.sub(r"\1", quoted) if "\\" in quoted else quoted
-        elif unbalanced:
+        elif unbalanced is not None:
             params[name] = unbalanced.rstrip()
             notes = [f"{NOTE_UNBALANCED_QUOTE} in {name}"]
         else:
