@@ -1,0 +1,293 @@
+"""Helpers for the end-to-end tests: Debian packages, free ports, daemons stopped by PID.
+
+Every daemon a test starts runs in the foreground as a child of the test, is waited for with
+a deadline, and is stopped by its PID (SIGTERM, then SIGKILL) whatever the test's outcome.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import msgspec
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "docs" / "examples"
+
+_apt_updated = False
+_throughput: list[tuple[str, int, float]] = []
+
+
+# -- Debian packages -------------------------------------------------------------------------
+
+
+def require_apt() -> None:
+    """Skip when this machine has no apt at all; everything else must work."""
+    if shutil.which("apt-get") is None or shutil.which("dpkg-query") is None:
+        pytest.skip("apt is not available on this machine")
+
+
+def installed(package: str) -> bool:
+    result = subprocess.run(
+        ["dpkg-query", "-W", "-f=${Status}", package],
+        capture_output=True, text=True, check=False,
+    )
+    return result.returncode == 0 and result.stdout.endswith("installed")
+
+
+def apt_update_once() -> None:
+    global _apt_updated
+    if not _apt_updated:
+        _run(["apt-get", "update", "-q"], timeout=300)
+        _apt_updated = True
+
+
+def apt_install(*packages: str) -> None:
+    """Install the packages that are missing (``apt-get update`` once before the first)."""
+    require_apt()
+    missing = [p for p in packages if not installed(p)]
+    if not missing:
+        return
+    apt_update_once()
+    _run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing], timeout=600,
+         env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+
+
+def apt_download(package: str, directory: Path) -> Path:
+    """The package's .deb, downloaded into ``directory`` (updating the lists if needed)."""
+    require_apt()
+    directory.mkdir(parents=True, exist_ok=True)
+    found = sorted(directory.glob(f"{package}_*.deb"))
+    if found:
+        return found[-1]
+    try:
+        _run(["apt-get", "download", "-q", package], cwd=directory, timeout=300)
+    except AssertionError:
+        apt_update_once()
+        _run(["apt-get", "download", "-q", package], cwd=directory, timeout=300)
+    found = sorted(directory.glob(f"{package}_*.deb"))
+    assert found, f"apt-get download {package} left no .deb in {directory}"
+    return found[-1]
+
+
+def _run(cmd: list[str], timeout: float, **kwargs) -> subprocess.CompletedProcess:
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False,
+                            **kwargs)
+    assert result.returncode == 0, (
+        f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout[-3000:]}"
+        f"\n{result.stderr[-3000:]}"
+    )
+    return result
+
+
+def cache_dir(name: str) -> Path:
+    """A directory kept between runs: inside the tox env when there is one, else /tmp."""
+    base = os.environ.get("TOX_ENV_DIR")
+    root = Path(base) / "e2e-cache" if base else Path("/tmp/ikefilter-e2e-cache")
+    path = root / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+# -- processes -------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A port free on 127.0.0.1 for both TCP and UDP."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            tcp.bind(("127.0.0.1", 0))
+            port = tcp.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                try:
+                    udp.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+        return port
+    raise RuntimeError("no free port on 127.0.0.1")
+
+
+def wait_for(condition: Callable[[], object], timeout: float, what: str,
+              interval: float = 0.05, proc: subprocess.Popen | None = None) -> object:
+    """Poll ``condition`` until it is truthy; fail after ``timeout`` seconds (or when ``proc``
+    exits first)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"process exited ({proc.returncode}) while waiting for {what}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+def port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+class Daemon:
+    """A foreground daemon, output to a log file, stopped by its PID."""
+
+    def __init__(self, cmd: list[str], log_path: Path, env: dict | None = None,
+                 cwd: Path | None = None):
+        self.cmd = cmd
+        self.log_path = log_path
+        self._log = open(log_path, "wb")  # noqa: SIM115 - closed by stop()
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._log,
+                                     stderr=subprocess.STDOUT, env=env, cwd=cwd)
+        self.pid = self.proc.pid
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 15.0) -> int:
+        """SIGTERM by PID, wait, then SIGKILL by PID; returns the exit status."""
+        if self.proc.poll() is None:
+            os.kill(self.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.kill(self.pid, signal.SIGKILL)
+                self.proc.wait(timeout)
+        self._log.close()
+        return self.proc.returncode
+
+    def __enter__(self) -> Daemon:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def render(template: Path, target: Path, **values: object) -> str:
+    """Fill the ``@NAME@`` placeholders of an example config; every one must be given."""
+    text = template.read_text("utf-8")
+    for name, value in values.items():
+        placeholder = f"@{name}@"
+        assert placeholder in text, f"{placeholder} not in {template.name}"
+        text = text.replace(placeholder, str(value))
+    assert "@" not in "".join(
+        line for line in text.splitlines() if not line.lstrip().startswith(("#", "@version"))
+    ), f"unfilled placeholder in {template.name}"
+    target.write_text(text, "utf-8")
+    return text
+
+
+# -- data ------------------------------------------------------------------------------------
+
+TEXT_SHAPES = ("bracketed", "bare", "rfc3164", "rfc5424", "receiver", "raw-ids")
+
+
+def generated(count: int, shapes: tuple[str, ...] = TEXT_SHAPES, seed: int = 7) -> list[str]:
+    from ikefilter import catalog, generate
+
+    return list(generate.lines(catalog.load(), count, seed, shapes))
+
+
+def reference_documents(lines: list[str]) -> list[dict]:
+    """What ``ikefilter run`` makes of the same lines, as plain dicts."""
+    from ikefilter.pipeline import Pipeline
+
+    items = Pipeline().process_lines(lines)
+    return [msgspec.json.decode(msgspec.json.encode(i)) if i is not None else None
+            for i in items]
+
+
+def read_json_lines(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    return [msgspec.json.decode(line) for line in data.splitlines() if line.strip()]
+
+
+def count_lines(path: Path) -> int:
+    try:
+        with open(path, "rb") as f:
+            return f.read().count(b"\n")
+    except FileNotFoundError:
+        return 0
+
+
+def send_tcp(port: int, lines: list[str]) -> None:
+    payload = "".join(line + "\n" for line in lines).encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(payload)
+
+
+def send_udp(port: int, lines: list[str], pause_every: int = 50) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for i, line in enumerate(lines, 1):
+            sock.sendto(line.encode(), ("127.0.0.1", port))
+            if i % pause_every == 0:
+                time.sleep(0.01)
+
+
+def check_document(doc: dict, ref: dict) -> None:
+    """The document a daemon wrote is the ECS document ``ikefilter run`` makes of the line,
+    with the types kept; only what the daemon adds (host, syslog priority) may differ."""
+    assert isinstance(doc["event"], dict) and isinstance(doc["ecs"], dict)
+    assert isinstance(doc["event"].get("severity", 0), int)
+    for key in ("@timestamp", "event", "message", "clavister", "source", "destination",
+                "network", "user", "related", "tags", "ecs", "error"):
+        assert doc.get(key) == ref.get(key), (key, doc.get(key), ref.get(key))
+    assert doc["observer"]["vendor"] == ref["observer"]["vendor"]
+
+
+def record_throughput(path: str, events: int, seconds: float) -> None:
+    _throughput.append((path, events, seconds))
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if not _throughput:
+        return
+    terminalreporter.section("throughput")
+    for path, events, seconds in _throughput:
+        terminalreporter.write_line(
+            f"{path}: {events} events in {seconds:.2f} s = {events / seconds:,.0f} events/s"
+        )
+
+
+def _from_checkout() -> bool:
+    import ikefilter
+
+    return Path(ikefilter.__file__).resolve().parent.parent == REPO
+
+
+def ikefilter_command() -> str:
+    """``ikefilter`` as a command line for a daemon to run (split on spaces).
+
+    rsyslog starts mmexternal children with an empty environment, so a checkout that is not
+    installed is put on the path by ``env``.
+    """
+    if _from_checkout():
+        return f"/usr/bin/env PYTHONPATH={REPO} {sys.executable} -m ikefilter"
+    return f"{sys.executable} -m ikefilter"
+
+
+def child_env() -> dict[str, str]:
+    """The environment for a child running ``sys.executable -m ikefilter``.
+
+    Under tox, ikefilter is installed in that interpreter. Run from a checkout with no install,
+    the child needs the checkout on its path, whatever directory it starts in.
+    """
+    env = dict(os.environ)
+    if _from_checkout():
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    return env

@@ -1,0 +1,144 @@
+"""syslog-ng 3.38 running ``ikefilter.syslogng.Parser`` in-process, with the documented config.
+
+syslog-ng embeds Debian's /usr/bin/python3, so ikefilter is installed into a venv made with
+that interpreter, as the docs tell a site to do.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import (
+    EXAMPLES,
+    REPO,
+    Daemon,
+    apt_install,
+    cache_dir,
+    check_document,
+    count_lines,
+    free_port,
+    generated,
+    port_open,
+    read_json_lines,
+    record_throughput,
+    reference_documents,
+    render,
+    send_tcp,
+    send_udp,
+    wait_for,
+)
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+@pytest.fixture(scope="module")
+def system_venv() -> Path:
+    """A venv of /usr/bin/python3 with this checkout installed; created once, reused."""
+    apt_install("syslog-ng-core", "syslog-ng-mod-python", "python3-venv")
+    venv = cache_dir("syslog-ng-venv")
+    python = venv / "bin" / "python"
+    pip = [str(python), "-m", "pip", "--disable-pip-version-check", "-q"]
+    if not python.exists():
+        subprocess.run([SYSTEM_PYTHON, "-m", "venv", "--clear", str(venv)], check=True,
+                       timeout=300)
+        subprocess.run([*pip, "install", str(REPO)], check=True, timeout=600)
+    else:
+        # The checkout changes between runs: reinstall it (its dependencies stay).
+        subprocess.run([*pip, "install", "--force-reinstall", "--no-deps", str(REPO)],
+                       check=True, timeout=600)
+        subprocess.run([*pip, "install", str(REPO)], check=True, timeout=600)
+    return venv
+
+
+def _site_packages(venv: Path) -> Path:
+    found = sorted((venv / "lib").glob("python3*/site-packages"))
+    assert found, f"no site-packages in {venv}"
+    return found[0]
+
+
+class SyslogNg:
+    def __init__(self, workdir: Path, venv: Path):
+        self.port = free_port()
+        self.ecs = workdir / "ecs.json"
+        self.other = workdir / "other.log"
+        self.conf = workdir / "syslog-ng.conf"
+        render(EXAMPLES / "syslog-ng.conf", self.conf, SITE_PACKAGES=_site_packages(venv),
+               PORT=self.port, ECS_OUTPUT=self.ecs, OTHER_OUTPUT=self.other)
+        self.daemon = Daemon(
+            ["syslog-ng", "-F", "-e", "-f", str(self.conf), "-R", str(workdir / "persist"),
+             "-p", str(workdir / "syslog-ng.pid"), "-c", str(workdir / "syslog-ng.ctl")],
+            workdir / "syslog-ng.log",
+        )
+
+    def wait_ready(self) -> None:
+        try:
+            wait_for(lambda: port_open(self.port), 30, "syslog-ng to listen",
+                     proc=self.daemon.proc)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{self.daemon.log()}") from None
+
+    def wait_lines(self, path: Path, count: int, timeout: float) -> None:
+        try:
+            wait_for(lambda: count_lines(path) >= count, timeout,
+                     f"{count} lines in {path.name}", proc=self.daemon.proc)
+        except AssertionError as exc:
+            raise AssertionError(
+                f"{exc} (have {count_lines(path)})\n{self.daemon.log()[-4000:]}") from None
+
+
+@pytest.fixture
+def syslog_ng(tmp_path: Path, system_venv: Path):
+    daemon = SyslogNg(tmp_path, system_venv)
+    try:
+        daemon.wait_ready()
+        yield daemon
+    finally:
+        daemon.daemon.stop()
+    assert daemon.daemon.proc.returncode is not None
+
+
+def test_tcp_and_udp_lines_become_ecs_documents(syslog_ng: SyslogNg):
+    lines = generated(28 * len(("bracketed", "bare", "rfc3164", "rfc5424", "receiver",
+                                "raw-ids")))
+    json_lines = generated(28 * 2, shapes=("json-log", "rsyslog"), seed=3)
+    not_ike = "<13>Nov 26 10:00:00 web01 nginx[42]: GET / HTTP/1.1 200"
+    send_tcp(syslog_ng.port, [*lines, not_ike, *json_lines])
+    syslog_ng.wait_lines(syslog_ng.ecs, len(lines) + len(json_lines), 30)
+    syslog_ng.wait_lines(syslog_ng.other, 1, 10)
+
+    docs = read_json_lines(syslog_ng.ecs)
+    assert len(docs) == len(lines) + len(json_lines)
+    refs = reference_documents(lines + json_lines)
+    for doc, ref in zip(docs, refs, strict=True):
+        check_document(doc, ref)
+    # Types survive: integers stay integers, lists stay lists, nesting is kept.
+    assert all(isinstance(d["event"]["severity"], int) for d in docs)
+    assert all(isinstance(d["event"]["category"], list) for d in docs if "category" in d["event"])
+    assert any(isinstance(d.get("source", {}).get("port"), int) for d in docs)
+    assert all("ike.json" not in d for d in docs)
+    assert syslog_ng.other.read_text().splitlines() == [not_ike]
+
+    # UDP: one datagram per line, same documents.
+    udp_lines = generated(56, seed=11)
+    send_udp(syslog_ng.port, udp_lines)
+    syslog_ng.wait_lines(syslog_ng.ecs, len(docs) + len(udp_lines), 30)
+    udp_docs = read_json_lines(syslog_ng.ecs)[len(docs):]
+    codes = sorted(d["event"]["code"] for d in udp_docs)
+    assert codes == sorted(r["event"]["code"] for r in reference_documents(udp_lines))
+
+
+def test_throughput_20000_lines(syslog_ng: SyslogNg):
+    n = 20000
+    lines = generated(n, shapes=("bracketed", "rfc3164", "rfc5424"), seed=5)
+    start = time.monotonic()
+    send_tcp(syslog_ng.port, lines)
+    syslog_ng.wait_lines(syslog_ng.ecs, n, 120)
+    elapsed = time.monotonic() - start
+    record_throughput("syslog-ng (python parser, TCP)", n, elapsed)
+    docs = read_json_lines(syslog_ng.ecs)
+    assert len(docs) == n
+    assert all(d["ecs"]["version"] and d["event"]["code"] for d in docs)
