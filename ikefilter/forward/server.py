@@ -1,0 +1,473 @@
+"""Fluent Forward server: decode frames, call the processor once per batch, pass records on.
+
+Records go either to JSON lines (a file, stdout or a writer callable) or to the next forward
+hop (:class:`~ikefilter.forward.upstream.UpstreamClient`), re-emitted as msgpack with their
+original event time. A ``chunk`` is acked only once its records are written and flushed, or
+acked by the next hop: delivery is at least once.
+
+Entry points for the command line (``ikefilter forward``)::
+
+    await serve(processor, listen=("127.0.0.1", 24224), output="-")
+    run(processor, listen=parse_address("0.0.0.0:24224"), upstream=("10.0.0.5", 24224))
+
+Parameters of :func:`serve`, :func:`run` and :class:`ForwardServer`:
+
+- ``processor``: an object with ``process_records(records: list[dict]) -> list[object | None]``,
+  called once per batch (one frame, or the Message-mode frames of one socket read). It returns
+  one item per record, aligned: a msgspec-encodable output record (Struct or dict), or None when
+  the record was dropped or quarantined.
+- ``listen``: ``(host, port)`` to bind; loopback unless told otherwise; port 0 picks one.
+- ``output``: where JSON lines go: a file path (appended to), ``"-"`` for stdout, or a callable
+  taking the encoded lines (``bytes``; it may return an awaitable) that must have written them
+  durably when it returns. Exactly one of ``output`` and ``upstream``.
+- ``upstream``: ``(host, port)`` of the next forward hop, or a ready
+  :class:`~ikefilter.forward.upstream.UpstreamClient`.
+- ``shared_key``: require the shared-key handshake from clients (``None``: no handshake).
+- ``upstream_shared_key``: shared key the next hop asks for, if any.
+- ``tag``: replace every tag sent upstream by this one; or ``tag_rewrite``, a ``str`` or a
+  callable ``old_tag -> new_tag`` (:class:`ForwardServer` only).
+- ``max_frame``: largest frame accepted, in bytes; a larger one closes that connection.
+- ``max_decompressed``: largest gzip-decompressed entries of one frame, in bytes.
+- ``idle_timeout``: seconds a connection may stay silent before it is closed.
+- ``drain_timeout``: seconds allowed on shutdown for in-flight frames to finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import msgspec
+
+from .protocol import (
+    DEFAULT_MAX_DECOMPRESSED,
+    DEFAULT_MAX_FRAME,
+    Frame,
+    FrameError,
+    FrameSplitter,
+    HandshakeError,
+    decode_frame,
+    decode_message,
+    encode_ack,
+    encode_helo,
+    encode_pong,
+    pack_entries,
+    parse_ping,
+)
+from .upstream import UpstreamClient
+
+__all__ = [
+    "ForwardServer",
+    "ForwardStats",
+    "Processor",
+    "parse_address",
+    "run",
+    "serve",
+]
+
+log = logging.getLogger(__name__)
+
+_READ_SIZE = 65536  # larger reads were slower (cache), see PERFORMANCE.md
+_HANDSHAKE_FRAME = 64 * 1024
+
+_json_encoder = msgspec.json.Encoder()
+
+Writer = Callable[[bytes], Any]
+Output = str | os.PathLike | Writer
+TagRewrite = str | Callable[[str], str] | None
+
+
+class Processor(Protocol):
+    """What the server calls once per batch of records."""
+
+    def process_records(self, records: list[dict]) -> list[object | None]:
+        """Return one output record or None per input record, in the same order."""
+        ...
+
+
+class ForwardStats(msgspec.Struct):
+    """Counters of one server run; every count is updated once per batch."""
+
+    connections: int = 0
+    frames: int = 0
+    heartbeats: int = 0
+    events: int = 0  # records handed to the processor
+    emitted: int = 0  # output records written or passed upstream
+    dropped: int = 0  # None results: dropped or quarantined by the processor
+    invalid: int = 0  # entries that were not [time, map]: never reach the processor
+    acks: int = 0
+    protocol_errors: int = 0  # connections closed for bad or oversized frames
+    handshake_failures: int = 0
+    processor_errors: int = 0
+
+
+def parse_address(text: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
+    """Parse ``HOST:PORT``, ``[V6]:PORT`` or ``:PORT`` into ``(host, port)``."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"expected HOST:PORT, got {text!r}")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    return host or default_host, int(port)
+
+
+class _FileOutput:
+    """JSON lines appended to a file or stdout, flushed before the batch counts as written."""
+
+    def __init__(self, target: str | os.PathLike) -> None:
+        if target == "-":
+            self._file = sys.stdout.buffer
+            self._owned = False
+        else:
+            self._file = open(target, "ab")  # closed by close()
+            self._owned = True
+
+    def __call__(self, lines: bytes) -> None:
+        self._file.write(lines)
+        self._file.flush()
+
+    def close(self) -> None:
+        if self._owned:
+            self._file.close()
+
+
+class ForwardServer:
+    """Fluent Forward v1 server in front of a :class:`Processor`.
+
+    See the module docstring for the parameters. Use :meth:`start` then :meth:`stop`, or
+    ``async with``; :attr:`address` is the bound ``(host, port)``.
+    """
+
+    def __init__(
+        self,
+        processor: Processor,
+        listen: tuple[str, int] = ("127.0.0.1", 24224),
+        output: Output | None = None,
+        upstream: tuple[str, int] | UpstreamClient | None = None,
+        *,
+        shared_key: str | bytes | None = None,
+        upstream_shared_key: str | bytes | None = None,
+        hostname: str | None = None,
+        max_frame: int = DEFAULT_MAX_FRAME,
+        max_decompressed: int = DEFAULT_MAX_DECOMPRESSED,
+        idle_timeout: float | None = 300.0,
+        drain_timeout: float = 30.0,
+        tag_rewrite: TagRewrite = None,
+    ) -> None:
+        if (output is None) == (upstream is None):
+            raise ValueError("give exactly one of output and upstream")
+        self.processor = processor
+        self.listen = listen
+        self.shared_key = shared_key
+        self.hostname = hostname or socket.gethostname()
+        self.max_frame = max_frame
+        self.max_decompressed = max_decompressed
+        self.idle_timeout = idle_timeout
+        self.drain_timeout = drain_timeout
+        self.stats = ForwardStats()
+        self._output_target = output
+        self._write: Writer | None = None
+        self._file_output: _FileOutput | None = None
+        if isinstance(upstream, UpstreamClient) or upstream is None:
+            self._upstream = upstream
+        else:
+            self._upstream = UpstreamClient(
+                upstream[0], upstream[1], shared_key=upstream_shared_key
+            )
+        if tag_rewrite is None or callable(tag_rewrite):
+            self._rewrite_tag = tag_rewrite
+        else:
+            self._rewrite_tag = lambda _tag, new=str(tag_rewrite): new
+        self._server: asyncio.AbstractServer | None = None
+        self._connections: set[asyncio.Task] = set()
+        self._reading: set[asyncio.Task] = set()  # connections waiting for bytes, not busy
+        self._stopping = False
+        self._stopped = asyncio.Event()
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The bound ``(host, port)`` (after :meth:`start`)."""
+        if self._server is None:
+            raise RuntimeError("server not started")
+        return self._server.sockets[0].getsockname()[:2]
+
+    async def __aenter__(self) -> ForwardServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def start(self) -> tuple[str, int]:
+        """Open the output, start the upstream client and listen; return the bound address."""
+        target = self._output_target
+        if target is not None:
+            if callable(target):
+                self._write = target
+            else:
+                self._file_output = self._write = _FileOutput(target)
+        if self._upstream is not None:
+            await self._upstream.start()
+        host, port = self.listen
+        self._server = await asyncio.start_server(
+            self._serve_connection, host, port, limit=_READ_SIZE
+        )
+        log.info("forward server listening on %s:%s", *self.address)
+        return self.address
+
+    async def wait_stopped(self) -> None:
+        """Wait until :meth:`stop` has finished."""
+        await self._stopped.wait()
+
+    async def stop(self) -> None:
+        """Stop accepting, let in-flight frames finish (up to ``drain_timeout``), close."""
+        if self._stopping:
+            await self._stopped.wait()
+            return
+        self._stopping = True
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._reading):  # idle connections have nothing in flight
+            task.cancel()
+        if self._connections:
+            _, late = await asyncio.wait(set(self._connections), timeout=self.drain_timeout)
+            for task in late:
+                log.warning("connection still busy after %ss: closing it", self.drain_timeout)
+                task.cancel()
+            if late:
+                await asyncio.wait(late, timeout=5.0)
+        if self._server is not None:
+            await self._server.wait_closed()
+        if self._upstream is not None:
+            await self._upstream.close(timeout=self.drain_timeout)
+        if self._file_output is not None:
+            self._file_output.close()
+        self._stopped.set()
+
+    # ----------------------------------------------------------------------------------------
+
+    async def _serve_connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        task = asyncio.current_task()
+        self._connections.add(task)
+        self.stats.connections += 1
+        peer = writer.get_extra_info("peername")
+        splitter = FrameSplitter(self.max_frame)
+        try:
+            pending: list[bytes] = []
+            if self.shared_key is not None:
+                pending = await self._handshake(reader, writer, splitter)
+                if pending is None:
+                    return
+            while True:
+                if pending:
+                    await self._handle_frames(pending, writer)
+                if self._stopping:
+                    return
+                data = await self._read(reader)
+                if not data:
+                    return
+                pending = splitter.feed(data)
+        except FrameError as exc:
+            self.stats.protocol_errors += 1
+            log.warning("closing forward connection from %s: %s", peer, exc)
+        except asyncio.TimeoutError:
+            log.info("closing idle forward connection from %s", peer)
+        except (ConnectionError, OSError) as exc:
+            log.info("forward connection from %s lost: %s", peer, exc)
+        except asyncio.CancelledError:
+            pass  # shutdown: unacked frames will be resent by the client
+        except Exception:
+            self.stats.processor_errors += 1
+            log.exception("closing forward connection from %s: processing failed", peer)
+        finally:
+            self._connections.discard(task)
+            writer.close()
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await writer.wait_closed()
+
+    async def _read(self, reader: asyncio.StreamReader) -> bytes:
+        """Read with the idle timeout; meanwhile the connection has nothing in flight."""
+        task = asyncio.current_task()
+        self._reading.add(task)
+        try:
+            if self.idle_timeout is None:
+                return await reader.read(_READ_SIZE)
+            return await asyncio.wait_for(reader.read(_READ_SIZE), self.idle_timeout)
+        finally:
+            self._reading.discard(task)
+
+    async def _handle_frames(self, raw_frames: list[bytes], writer: asyncio.StreamWriter) -> None:
+        frames: list[Frame] = []
+        for raw in raw_frames:
+            frame = decode_frame(raw, self.max_decompressed)
+            if frame is None:
+                self.stats.heartbeats += 1
+            else:
+                frames.append(frame)
+                self.stats.invalid += frame.invalid
+        if not frames:
+            return
+        if self._upstream is not None:
+            # while the next hop is down or slow, stop reading: TCP pushes back on the sender
+            await self._upstream.wait_capacity()
+        self.stats.frames += len(frames)
+        if len(frames) == 1:
+            records = frames[0].records
+        else:  # Message mode: one processor call for all the frames of one read
+            records = [record for frame in frames for record in frame.records]
+        outputs = self.processor.process_records(records) if records else []
+        if len(outputs) != len(records):
+            raise RuntimeError(
+                f"processor returned {len(outputs)} results for {len(records)} records"
+            )
+        self.stats.events += len(records)
+        if self._upstream is None:
+            # a blocking write is the backpressure: nothing else is read while the output lags
+            await self._write_lines(outputs)
+        else:
+            await self._send_upstream(frames, outputs)
+        acks = [encode_ack(frame.chunk) for frame in frames if frame.chunk is not None]
+        if acks:
+            writer.write(b"".join(acks))
+            self.stats.acks += len(acks)
+            await writer.drain()
+
+    async def _write_lines(self, outputs: list[Any]) -> None:
+        kept = [item for item in outputs if item is not None]
+        self.stats.dropped += len(outputs) - len(kept)
+        if not kept:
+            return
+        result = self._write(_json_encoder.encode_lines(kept))
+        if inspect.isawaitable(result):
+            await result
+        self.stats.emitted += len(kept)
+
+    async def _send_upstream(self, frames: list[Frame], outputs: list[Any]) -> None:
+        waits = []
+        start = 0
+        for tag, times, stop in _runs_by_tag(frames):
+            payload, count = pack_entries(times, outputs[start:stop])
+            self.stats.dropped += stop - start - count
+            self.stats.emitted += count
+            start = stop
+            if count:
+                if self._rewrite_tag is not None:
+                    tag = self._rewrite_tag(tag)
+                waits.append(self._upstream.submit(tag, payload, count))
+        if waits and any(frame.chunk is not None for frame in frames):
+            await asyncio.shield(asyncio.gather(*waits))
+
+    async def _handshake(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, splitter: FrameSplitter
+    ) -> list[bytes] | None:
+        """Run HELO/PING/PONG; return the frames read past the PING, or None if refused."""
+        nonce = os.urandom(16)
+        writer.write(encode_helo(nonce))
+        await writer.drain()
+        frames: list[bytes] = []
+        splitter.max_frame = min(_HANDSHAKE_FRAME, self.max_frame)
+        while not frames:
+            data = await self._read(reader)
+            if not data:
+                return None
+            frames = splitter.feed(data)
+        splitter.max_frame = self.max_frame
+        try:
+            ping = parse_ping(decode_message(frames[0]))
+        except (FrameError, HandshakeError) as exc:
+            self.stats.handshake_failures += 1
+            log.warning("forward handshake failed: %s", exc)
+            return None
+        ok = ping.verify(nonce, self.shared_key)
+        reason = "" if ok else "shared_key mismatch"
+        writer.write(encode_pong(ok, reason, self.hostname, ping.salt, nonce, self.shared_key))
+        await writer.drain()
+        if not ok:
+            self.stats.handshake_failures += 1
+            log.warning(
+                "forward handshake refused for %s: %s", writer.get_extra_info("peername"), reason
+            )
+            return None
+        return frames[1:]  # a client that did not wait for PONG
+
+
+def _runs_by_tag(frames: Sequence[Frame]) -> list[tuple[str, list[Any], int]]:
+    """Group consecutive frames of one tag: ``(tag, times, end index in the records)``."""
+    runs: list[tuple[str, list[Any], int]] = []
+    end = 0
+    for frame in frames:
+        end += len(frame.records)
+        if runs and runs[-1][0] == frame.tag:
+            runs[-1][1].extend(frame.times)
+            runs[-1] = (frame.tag, runs[-1][1], end)
+        else:
+            runs.append((frame.tag, list(frame.times), end))
+    return runs
+
+
+async def serve(
+    processor: Processor,
+    *,
+    listen: tuple[str, int] = ("127.0.0.1", 24224),
+    output: Output | None = None,
+    upstream: tuple[str, int] | None = None,
+    shared_key: str | bytes | None = None,
+    upstream_shared_key: str | bytes | None = None,
+    tag: str | None = None,
+    max_frame: int = DEFAULT_MAX_FRAME,
+    max_decompressed: int = DEFAULT_MAX_DECOMPRESSED,
+    idle_timeout: float | None = 300.0,
+    drain_timeout: float = 30.0,
+    stop: asyncio.Event | None = None,
+    handle_signals: bool = True,
+) -> ForwardStats:
+    """Run a forward server until SIGTERM/SIGINT (or ``stop`` is set); return its counters.
+
+    See the module docstring for the parameters. ``stop`` lets a caller end the server
+    without a signal; ``handle_signals=False`` leaves the process's signal handlers alone.
+    """
+    stop = stop or asyncio.Event()
+    server = ForwardServer(
+        processor,
+        listen,
+        output,
+        upstream,
+        shared_key=shared_key,
+        upstream_shared_key=upstream_shared_key,
+        max_frame=max_frame,
+        max_decompressed=max_decompressed,
+        idle_timeout=idle_timeout,
+        drain_timeout=drain_timeout,
+        tag_rewrite=tag,
+    )
+    loop = asyncio.get_running_loop()
+    installed = []
+    if handle_signals:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(signum, stop.set)
+                installed.append(signum)
+    try:
+        await server.start()
+        await stop.wait()
+    finally:
+        for signum in installed:
+            loop.remove_signal_handler(signum)
+        await server.stop()
+    return server.stats
+
+
+def run(processor: Processor, **options: Any) -> int:
+    """Blocking form of :func:`serve` for the command line; returns the exit status 0."""
+    stats = asyncio.run(serve(processor, **options))
+    log.info("forward server stopped: %s", stats)
+    return 0
