@@ -30,7 +30,14 @@ _MAX_DEPTH = 64
 
 
 class StreamError(ValueError):
-    """The input is not a msgpack stream: nothing after this point can be framed."""
+    """The input is not a msgpack stream: nothing after this point can be framed.
+
+    :ivar ends: the end offsets of the complete objects before the fault.
+    """
+
+    def __init__(self, message: str, ends: list[int] | None = None):
+        super().__init__(message)
+        self.ends = ends or []
 
 
 def _sizes() -> tuple[tuple[int, ...], dict[int, tuple[int, int]], dict[int, tuple[int, int]]]:
@@ -78,7 +85,7 @@ def object_ends(buf: bytes, max_object: int = MAX_OBJECT) -> list[int]:
             pos += 1
             if items:
                 if len(stack) >= _MAX_DEPTH:
-                    raise StreamError("msgpack nesting too deep")
+                    raise StreamError("msgpack nesting too deep", ends)
                 stack.append(items)
                 continue
         elif b in payload:
@@ -94,11 +101,11 @@ def object_ends(buf: bytes, max_object: int = MAX_OBJECT) -> list[int]:
             pos += 1 + width
             if items:
                 if len(stack) >= _MAX_DEPTH:
-                    raise StreamError("msgpack nesting too deep")
+                    raise StreamError("msgpack nesting too deep", ends)
                 stack.append(items)
                 continue
         else:
-            raise StreamError(f"invalid msgpack byte 0x{b:02x} at offset {pos}")
+            raise StreamError(f"invalid msgpack byte 0x{b:02x} at offset {pos}", ends)
         while stack:
             left = stack[-1] - 1
             if left:
@@ -109,7 +116,7 @@ def object_ends(buf: bytes, max_object: int = MAX_OBJECT) -> list[int]:
             ends.append(pos)
             end = pos
     if pos - end > max_object:
-        raise StreamError(f"msgpack object larger than {max_object} bytes")
+        raise StreamError(f"msgpack object larger than {max_object} bytes", ends)
     return ends
 
 
@@ -149,18 +156,24 @@ def iter_records(stream: BinaryIO, chunk: int = CHUNK,
         if not data:
             break
         buf = rest + data if rest else data
-        ends = object_ends(buf, max_object)
-        if not ends:
-            rest = buf
-            continue
-        end = ends[-1]
-        rest = buf[end:]
-        body = buf[:end] if end < len(buf) else buf
+        fault = None
         try:
-            objects = decoder.decode(_array_header(len(ends)) + body)
-        except (msgspec.DecodeError, UnicodeDecodeError):
-            objects = _decode_each(decoder, body, ends)
-        yield _records(objects)
+            ends = object_ends(buf, max_object)
+        except StreamError as exc:
+            ends, fault = exc.ends, exc
+        if ends:
+            end = ends[-1]
+            rest = buf[end:]
+            body = buf[:end] if end < len(buf) else buf
+            try:
+                objects = decoder.decode(_array_header(len(ends)) + body)
+            except (msgspec.DecodeError, UnicodeDecodeError):
+                objects = _decode_each(decoder, body, ends)
+            yield _records(objects)
+        else:
+            rest = buf
+        if fault is not None:
+            raise fault
     if rest:
         yield [_Undecodable(f"truncated at end of input ({len(rest)} bytes)")]
 

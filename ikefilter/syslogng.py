@@ -108,6 +108,7 @@ def pipeline_args(options: dict) -> tuple[argparse.Namespace, dict]:
         argv += [f"--{key}", value] if value != "" else [f"--{key}"]
     parser = argparse.ArgumentParser(prog="ikefilter.syslogng.Parser", add_help=False)
     app.add_pipeline_options(parser)
+    parser.set_defaults(command="syslog-ng")
     try:
         args = parser.parse_args(argv)
     except SystemExit:
