@@ -140,7 +140,11 @@ def _register(pm: pluggy.PluginManager, plugin: object, name: str, source: str) 
 
 
 def _load(spec: str) -> tuple[str, object]:
-    """``MODULE``, ``FILE.py``, optionally ``:ATTRIBUTE`` -> (plugin name, plugin object)."""
+    """``MODULE``, ``FILE.py``, optionally ``:ATTRIBUTE`` -> (plugin name, plugin object).
+
+    The name is the module's, the file's stem, or for an attribute the object's own
+    ``name`` (else ``MODULE:ATTRIBUTE``).
+    """
     target, _, attr = spec.rpartition(":") if _has_attr(spec) else (spec, "", "")
     if target.endswith(".py") or os.sep in target or "/" in target:
         path = Path(target)
@@ -156,9 +160,11 @@ def _load(spec: str) -> tuple[str, object]:
     if not attr:
         return name, module
     try:
-        return name, getattr(module, attr)
+        plugin = getattr(module, attr)
     except AttributeError:
         raise PluginError(f"plugin {spec!r}: module has no attribute {attr!r}") from None
+    own = getattr(plugin, "name", None)
+    return (own if isinstance(own, str) and own else f"{name}:{attr}"), plugin
 
 
 def _has_attr(spec: str) -> bool:
