@@ -71,6 +71,10 @@ class Endpoint(_S):
     ip: str | None = None
     port: int | None = None
     address: str | None = None
+    # ECS ``geo.*`` (country_iso_code, city_name, location {lat, lon}, ...) and ``as.*``
+    # (number, organization {name}) as enrichment plugins write them.
+    geo: dict | None = None
+    as_: dict | None = msgspec.field(default=None, name="as")
 
 
 class Network(_S):
