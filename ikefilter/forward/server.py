@@ -313,7 +313,13 @@ class ForwardServer:
                 self.stats.heartbeats += 1
             else:
                 frames.append(frame)
-                self.stats.invalid += frame.invalid
+                if frame.invalid:
+                    self.stats.invalid += frame.invalid
+                    log.warning(
+                        "skipped %d entries of tag %r that are not [time, map]",
+                        frame.invalid,
+                        frame.tag,
+                    )
         if not frames:
             return
         if self._upstream is not None:
