@@ -250,6 +250,18 @@ def check_document(doc: dict, ref: dict) -> None:
     assert doc["observer"]["vendor"] == ref["observer"]["vendor"]
 
 
+DOC = REPO / "docs" / "integrations.md"
+
+
+def quoted_example(name: str) -> str:
+    """The code block that follows ``<!-- example: docs/examples/NAME -->`` in the docs."""
+    text = DOC.read_text("utf-8")
+    marker = f"<!-- example: docs/examples/{name} -->\n```\n"
+    assert text.count(marker) == 1, f"{DOC.name} must quote docs/examples/{name} once"
+    start = text.index(marker) + len(marker)
+    return text[start:text.index("\n```\n", start) + 1]
+
+
 def record_throughput(path: str, events: int, seconds: float) -> None:
     _throughput.append((path, events, seconds))
 

@@ -29,6 +29,7 @@ from .conftest import (
     generated,
     ikefilter_command,
     port_open,
+    quoted_example,
     read_json_lines,
     record_throughput,
     reference_documents,
@@ -87,6 +88,10 @@ class Rsyslog:
         except AssertionError as exc:
             raise AssertionError(
                 f"{exc} (have {count_lines(path)})\n{self.daemon.log()[-4000:]}") from None
+
+
+def test_docs_quote_the_config_the_test_runs():
+    assert quoted_example("rsyslog.conf") == (EXAMPLES / "rsyslog.conf").read_text("utf-8")
 
 
 @pytest.fixture

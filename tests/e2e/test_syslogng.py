@@ -23,6 +23,7 @@ from .conftest import (
     free_port,
     generated,
     port_open,
+    quoted_example,
     read_json_lines,
     record_throughput,
     reference_documents,
@@ -88,6 +89,10 @@ class SyslogNg:
         except AssertionError as exc:
             raise AssertionError(
                 f"{exc} (have {count_lines(path)})\n{self.daemon.log()[-4000:]}") from None
+
+
+def test_docs_quote_the_config_the_test_runs():
+    assert quoted_example("syslog-ng.conf") == (EXAMPLES / "syslog-ng.conf").read_text("utf-8")
 
 
 @pytest.fixture
