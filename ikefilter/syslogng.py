@@ -101,7 +101,8 @@ def _text(value) -> str:
 
 def pipeline_args(options: dict) -> tuple[argparse.Namespace, dict]:
     """Split syslog-ng ``options(...)`` into pipeline arguments and the parser's own options."""
-    opts = {_text(k): _text(v) for k, v in options.items()}
+    # syslog-ng hands option names over with "-" turned into "_" ("non-ike" -> "non_ike").
+    opts = {_text(k).replace("_", "-"): _text(v) for k, v in options.items()}
     own = {k: opts.pop(k) for k in _OWN_OPTIONS if k in opts}
     argv = shlex.split(own.get("args", ""))
     for key, value in opts.items():

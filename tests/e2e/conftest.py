@@ -250,6 +250,31 @@ def check_document(doc: dict, ref: dict) -> None:
     assert doc["observer"]["vendor"] == ref["observer"]["vendor"]
 
 
+SITE_PLUGIN = """\
+from ikefilter import hookimpl
+
+
+@hookimpl
+def ikefilter_enrich(events):
+    return {i: "e2e_drop" for i, e in enumerate(events) if e.event.code == "1694"}
+
+
+@hookimpl
+def ikefilter_redact(events):
+    if any(e.event.code == "1695" for e in events):
+        raise RuntimeError("e2e: refusing to redact")
+"""
+
+
+@pytest.fixture
+def site_plugin(tmp_path: Path) -> Path:
+    """A site plugin file: drops ID 1694 by a rule; its redaction fails on ID 1695, so those
+    events are quarantined. Neither may reach any output, raw or normalized."""
+    path = tmp_path / "e2e_site_rules.py"
+    path.write_text(SITE_PLUGIN, "utf-8")
+    return path
+
+
 DOC = REPO / "docs" / "integrations.md"
 
 

@@ -53,7 +53,10 @@ def rsyslog_root() -> Path:
 
 
 class Rsyslog:
-    def __init__(self, workdir: Path, root: Path):
+    """rsyslogd with the example config; ``child_options`` are added to the mmexternal
+    command line."""
+
+    def __init__(self, workdir: Path, root: Path, child_options: str = ""):
         self.port = free_port()
         self.ecs = workdir / "ecs.json"
         self.other = workdir / "other.log"
@@ -63,6 +66,11 @@ class Rsyslog:
         render(EXAMPLES / "rsyslog.conf", self.conf, WORK_DIR=workdir / "spool", PORT=self.port,
                IKEFILTER=ikefilter_command(), LOG_FILE=self.filter_log, ECS_OUTPUT=self.ecs,
                OTHER_OUTPUT=self.other)
+        if child_options:
+            text = self.conf.read_text()
+            assert text.count(" mmexternal --log-file ") == 1
+            self.conf.write_text(text.replace(
+                " mmexternal --log-file ", f" mmexternal {child_options} --log-file "))
         modules = next((root / "usr" / "lib").glob("*/rsyslog"))
         self.daemon = Daemon(
             [str(root / "usr" / "sbin" / "rsyslogd"), "-n", "-f", str(self.conf),
@@ -133,6 +141,34 @@ def test_throughput_20000_lines(rsyslog: Rsyslog):
     docs = read_json_lines(rsyslog.ecs)
     assert len(docs) == n
     assert all(d["event"]["code"] for d in docs)
+
+
+def test_dropped_and_quarantined_events_reach_no_output(tmp_path: Path, rsyslog_root: Path,
+                                                         site_plugin: Path):
+    lines = generated(28 * 3, shapes=("bracketed", "rfc3164", "rfc5424"))
+    kept = [ln for ln in lines if " id=1694 " not in ln and " id=1695 " not in ln]
+    assert len(kept) == len(lines) - 6
+    stats = tmp_path / "stats.json"
+    daemon = Rsyslog(tmp_path, rsyslog_root, f"--plugin {site_plugin} --stats {stats}")
+    try:
+        daemon.wait_ready()
+        send_tcp(daemon.port, lines)
+        daemon.wait_lines(daemon.ecs, len(kept), 30)
+        time.sleep(0.5)  # anything wrongly routed would land by now
+    finally:
+        daemon.daemon.stop()
+    log = daemon.daemon.log()
+    assert "invalid reply" not in log
+    docs = read_json_lines(daemon.ecs)
+    assert [d["event"]["code"] for d in docs] == [
+        r["event"]["code"] for r in reference_documents(kept)]
+    assert not daemon.other.exists() or daemon.other.read_text() == ""
+    # The child wrote its counts when rsyslog closed its stdin.
+    wait_for(stats.exists, 10, "the child's stats")
+    counts = msgspec.json.decode(stats.read_bytes())
+    assert counts["in"] == len(lines)
+    assert counts["dropped"] == 3 and counts["quarantined"] == 3
+    assert "e2e_site_rules failed" in daemon.filter_log.read_text()
 
 
 # -- the child's protocol, without rsyslog ---------------------------------------------------
