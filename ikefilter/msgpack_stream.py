@@ -6,10 +6,12 @@ of maps (or arrays of maps) the same way. So ``ikefilter run --input-format msgp
 --output-format msgpack`` reads concatenated maps on stdin and writes one map per written
 event on stdout, in order, flushed after every batch.
 
-msgspec has no streaming unpacker: :func:`split` walks the msgpack headers to find where the
-last complete object in the buffer ends (skipping ``str``/``bin`` payloads by their length),
+msgspec has no streaming unpacker: :func:`object_ends` walks the msgpack headers to find where
+each complete object in the buffer ends (skipping ``str``/``bin`` payloads by their length),
 then all complete objects are decoded in one call behind an array header. A batch is what one
-read returned: at most 64 KiB, never waiting for more input.
+read returned: at most 64 KiB, never waiting for more input. A byte that cannot start a
+msgpack object ends the run (exit status 1) once everything before it is answered: past it,
+the stream cannot be framed again.
 """
 
 from __future__ import annotations
