@@ -75,8 +75,8 @@ def ikefilter_configure(config: SiteConfig, info: PipelineInfo) -> None:
 def ikefilter_unconfigure(config: SiteConfig) -> None:
     """Release what :func:`ikefilter_configure` opened, once, when the process ends.
 
-    Called after the last batch, every plugin's implementation, in the same order as the
-    batch hooks. An exception is logged and the next plugin is still called.
+    Called after the last batch. Not ``firstresult``: every plugin's implementation is
+    called, in pluggy's order; an exception is logged and the next plugin is still called.
 
     :param config: the same site config object the plugin was configured with.
     :return: nothing; a returned value is ignored.
@@ -108,8 +108,9 @@ def ikefilter_unconfigure(config: SiteConfig) -> None:
 def ikefilter_enrich(events: list[Event]) -> Iterable[int] | Mapping[int, str] | None:
     """Add context to a batch of events: site labels, GeoIP, asset data.
 
-    Called once per batch, first of the three stages. Runs before redaction, so it sees the
-    real addresses and identities.
+    Called once per batch, first of the three stages. Not ``firstresult``: every
+    implementation runs, each on its own. Runs before redaction, so it sees the real
+    addresses and identities.
 
     Fails open: when an implementation raises, the batch goes on, every event in it is
     tagged ``ikefilter_enrich_failure`` with an ``error.message`` naming the plugin, and the
@@ -124,7 +125,8 @@ def ikefilter_enrich(events: list[Event]) -> Iterable[int] | Mapping[int, str] |
 def ikefilter_redact(events: list[Event]) -> Iterable[int] | Mapping[int, str] | None:
     """Remove or pseudonymize personal data in a batch of events.
 
-    Called once per batch, after enrichment and before severity remapping. The built-in
+    Called once per batch, after enrichment and before severity remapping. Not
+    ``firstresult``: every implementation runs, each on its own. The built-in
     ``redact`` plugin implements it from ``[redact]``. When redaction is on, the host also
     removes ``event.original`` from every event after this stage.
 
@@ -141,7 +143,8 @@ def ikefilter_redact(events: list[Event]) -> Iterable[int] | Mapping[int, str] |
 def ikefilter_severity(events: list[Event]) -> Iterable[int] | Mapping[int, str] | None:
     """Re-grade a batch of events: change ``event.severity`` and ``log.level``.
 
-    Called once per batch, last, after redaction: it sees redacted values. The built-in
+    Called once per batch, last, after redaction: it sees redacted values. Not
+    ``firstresult``: every implementation runs, each on its own. The built-in
     ``severity`` plugin implements it from ``[[severity.rule]]``. An implementation that
     changes a severity keeps the earlier one in ``clavister.original_severity``.
 

@@ -311,8 +311,8 @@ def start(
         config = load_config(config_path) if config_path else SiteConfig()
     core = config.ikefilter
     disabled = [*core.disable_plugins, *disable]
-    pm = build_manager([*core.plugins, *load], disabled, entry_points=entry_points,
-                       objects=plugins)
+    listed = [_relative_to(spec, config_path) for spec in core.plugins]
+    pm = build_manager([*listed, *load], disabled, entry_points=entry_points, objects=plugins)
     claim_tables(pm, config, config_path, disabled)
     builtin_redact = pm.get_plugin("redact")
     redaction = config.redact.enabled or any(
@@ -333,6 +333,14 @@ def start(
     runner = StageRunner.from_manager(pm, redaction=redaction, quarantine=quarantine,
                                       config=config)
     return Site(pm, config, info, runner)
+
+
+def _relative_to(spec: str, config_path: str | None) -> str:
+    """A plugin file in the config's load list is relative to the config file."""
+    target, sep, attr = spec.rpartition(":") if _has_attr(spec) else (spec, "", "")
+    if target.endswith(".py") or "/" in target or os.sep in target:
+        return _resolve(target, config_path) + sep + attr
+    return spec
 
 
 def _resolve(path: str, config_path: str | None) -> str:
@@ -611,7 +619,8 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config) if args.config else SiteConfig()
         disabled = [*config.ikefilter.disable_plugins, *args.disable_plugin]
-        pm = build_manager([*config.ikefilter.plugins, *args.plugin], disabled)
+        listed = [_relative_to(spec, args.config) for spec in config.ikefilter.plugins]
+        pm = build_manager([*listed, *args.plugin], disabled)
         owners = claim_tables(pm, config, args.config, disabled)
     except (ConfigError, PluginError) as exc:
         print(f"ikefilter: error: {exc}", file=sys.stderr)
