@@ -79,7 +79,7 @@ def _fast_pairs(body: str) -> dict[str, str] | None:
     decode it. Any line this could get wrong (escapes, brackets, an odd number of quotes,
     a bare multi-word value, an ``=`` in a bare value, odd spacing) either is refused here
     or makes the JSON invalid, and so goes to the exact path."""
-    if "\\" in body or "[" in body or not body.isascii():
+    if "\\" in body or "[" in body or "]" in body or not body.isascii():
         # (non-ASCII: the exact splitter ends a bare value at any Unicode space)
         return None
     parts = body.split('"')
@@ -87,6 +87,12 @@ def _fast_pairs(body: str) -> dict[str, str] | None:
     if n == 1:
         text = body.replace("=", '":"').replace(" ", '","')
     elif n & 1:
+        # Each quote must open a value after "=" and close it before a space or the end
+        # ('"x"="y"' and 'x="a"b' are not plain pairs).
+        if not all(part.endswith("=") for part in parts[:-1:2]) or any(
+            part and part[0] != " " for part in parts[2::2]
+        ):
+            return None
         parts[::2] = [part.replace("=", '":"').replace(" ", '","') for part in parts[::2]]
         text = "".join(parts)
     else:
@@ -95,11 +101,8 @@ def _fast_pairs(body: str) -> dict[str, str] | None:
         params = _PAIRS_JSON.decode('{"' + text + '"}')
     except msgspec.DecodeError:
         return None
-    # The JSON can be valid where the line is not plain pairs: a name that is empty or
-    # not a name ("=x", "a:b=1"), or a quote that does not open a value ('"x"="y"').
+    # The JSON can be valid where a name is empty or not a name: "=x", "a:b=1".
     if _NAMES("\0".join(params)) is None:
-        return None
-    if n > 1 and not all(part.endswith("=") for part in parts[:-1:2]):
         return None
     return params
 
