@@ -1,0 +1,1 @@
+"""Pieces of the benchmark behind ``benchmarks/run.py``; not part of the product."""

@@ -1,0 +1,280 @@
+"""Paths, corpora, and the timing of each stage and of the whole path.
+
+Every figure is the best of ``reps`` runs over one in-memory corpus, with the garbage
+collector on as in production. Time is the process's CPU time (``time.process_time``) on a
+pinned core: on a shared machine the wall clock also counts the time other processes held
+the core, which says nothing about ikefilter. Wall-clock times are kept in the results too.
+"""
+
+from __future__ import annotations
+
+import gc
+import io
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from ikefilter import generate, lines, wire
+from ikefilter.pipeline import DEFAULT_SOURCE_KEYS, Pipeline
+
+TEXT_SHAPES = tuple(s for s in generate.SHAPES if s not in generate.JSON_SHAPES)
+FRAME_RECORDS = 1000
+STAGES = ("read", "decode", "normalize", "plugins", "encode")
+
+
+@dataclass(frozen=True)
+class PathSpec:
+    name: str
+    title: str
+    kind: str  # "lines": bytes in, JSON lines out; "forward": PackedForward frames in
+    shapes: tuple[str, ...]
+
+
+PATHS = (
+    PathSpec("raw-bracketed", "raw syslog, <PRI>[time] EFW: lines", "lines", ("bracketed",)),
+    PathSpec("raw-mix", "raw syslog, every text shape", "lines", TEXT_SHAPES),
+    PathSpec("json-split", "JSON records, pairs pre-split", "lines", ("split",)),
+    PathSpec("json-log", 'JSON records {"log": line}', "lines", ("json-log",)),
+    PathSpec("forward", 'PackedForward frames of 1000 {"log": line}', "forward", ("bracketed",)),
+)
+PATH_NAMES = tuple(p.name for p in PATHS)
+
+
+def forward_protocol():
+    """``ikefilter.forward.protocol``, or raise ModuleNotFoundError naming what is missing."""
+    from ikefilter.forward import protocol
+
+    if not hasattr(protocol, "decode_frame"):
+        raise ModuleNotFoundError("ikefilter.forward.protocol has no decode_frame",
+                                  name="ikefilter.forward.protocol")
+    return protocol
+
+
+@dataclass
+class Corpus:
+    spec: PathSpec
+    lines: list[str]
+    data: bytes = b""
+    frames: list[bytes] = field(default_factory=list)
+
+    @property
+    def events(self) -> int:
+        return len(self.lines)
+
+
+def make_corpus(spec: PathSpec, count: int, seed: int = 1, catalog=None) -> Corpus:
+    from ikefilter.catalog import load
+
+    text = list(generate.lines(catalog or load(), count, seed, spec.shapes))
+    corpus = Corpus(spec, text)
+    if spec.kind == "lines":
+        corpus.data = ("\n".join(text) + "\n").encode()
+    else:
+        corpus.frames = pack_frames(text)
+    return corpus
+
+
+def pack_frames(text: list[str], per_frame: int = FRAME_RECORDS,
+                start_s: int = 1_795_000_000) -> list[bytes]:
+    """PackedForward frames ``[tag, bin(entries), {"size": n}]`` of ``{"log": line}`` records,
+    with EventTime (ext 0) times, as Fluent Bit sends them."""
+    enc = msgspec.msgpack.Encoder()
+    frames = []
+    for i in range(0, len(text), per_frame):
+        chunk = text[i:i + per_frame]
+        payload = b"".join(
+            enc.encode((msgspec.msgpack.Ext(0, (start_s + i + j).to_bytes(4, "big") + bytes(4)),
+                        {"log": line}))
+            for j, line in enumerate(chunk)
+        )
+        frames.append(enc.encode(("clavister.ike", payload, {"size": len(chunk)})))
+    return frames
+
+
+# -- timing -----------------------------------------------------------------------------------
+
+
+clock = time.process_time
+
+
+def best_of(fn: Callable[[], Any], reps: int) -> tuple[float, list[float]]:
+    """The least CPU time of ``reps`` runs, and every run's (cpu, wall) seconds."""
+    samples = []
+    for _ in range(reps):
+        gc.collect()
+        w0 = time.perf_counter()
+        t0 = clock()
+        fn()
+        samples.append((clock() - t0, time.perf_counter() - w0))
+    return min(cpu for cpu, _ in samples), samples
+
+
+def figure(seconds: float, events: int) -> dict:
+    return {"us": seconds / events * 1e6, "eps": events / seconds if seconds else None}
+
+
+def ikefilter_e2e(corpus: Corpus, pipeline: Pipeline) -> Callable[[], Any]:
+    """The whole path: ``lines.run`` BytesIO to BytesIO, or frames decoded, processed and
+    encoded as JSON lines."""
+    if corpus.spec.kind == "lines":
+        data = corpus.data
+
+        def run_lines():
+            lines.run(pipeline, [io.BytesIO(data)], io.BytesIO())
+
+        return run_lines
+    decode_frame = forward_protocol().decode_frame
+    encoder = msgspec.json.Encoder()
+    frames = corpus.frames
+
+    def run_forward():
+        out = io.BytesIO()
+        for frame in frames:
+            f = decode_frame(frame)
+            results = pipeline.process_records(f.records)
+            out.write(encoder.encode_lines([r for r in results if r is not None]))
+
+    return run_forward
+
+
+def naive_e2e(corpus: Corpus, naive) -> Callable[[], Any]:
+    if corpus.spec.kind == "lines":
+        data = corpus.data
+        return lambda: naive.run(io.BytesIO(data), io.BytesIO())
+    frames = corpus.frames
+    return lambda: naive.run_forward(frames, io.BytesIO())
+
+
+def _now() -> str:
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _source_line(record: dict) -> str | None:
+    for key in DEFAULT_SOURCE_KEYS:
+        value = record.get(key)
+        if isinstance(value, str):
+            return value
+    return None
+
+
+def _batches(corpus: Corpus) -> list[list]:
+    """The batches the pipeline sees: 64 KiB chunks of lines, or the records of each frame."""
+    if corpus.spec.kind == "lines":
+        return list(lines.iter_batches(io.BytesIO(corpus.data)))
+    decode_frame = forward_protocol().decode_frame
+    return [decode_frame(f).records for f in corpus.frames]
+
+
+def _capture_decoded(corpus: Corpus, batches: list[list], catalog) -> list[list]:
+    """The Decoded records the pipeline hands to the normalizer, batch by batch.
+
+    Taken from a pipeline whose normalizer is replaced by a recorder, so JSON paths get the
+    time, host and PRI the pipeline fills in from the record. Falls back to ``decode_line``.
+    """
+    probe = Pipeline(catalog)
+    captured: list = []
+    out: list[list] = []
+    try:
+        probe.normalizer.normalize = lambda d, now: captured.append(d) or d
+        for batch in batches:
+            captured = []
+            if corpus.spec.kind == "lines":
+                probe.process_lines(batch)
+            else:
+                probe.process_records(batch)
+            out.append(captured)
+        if sum(map(len, out)) == corpus.events:
+            return out
+    except Exception:  # noqa: BLE001 - the pipeline changed shape: decode directly
+        pass
+    out = []
+    for batch in batches:
+        texts = []
+        for item in batch:
+            if isinstance(item, bytes):
+                item = item.decode("utf-8", "replace")
+            if isinstance(item, str) and item[:1] == "{":
+                item = msgspec.json.decode(item)
+            texts.append(item if isinstance(item, str) else _source_line(item))
+        out.append([wire.decode_line(t) for t in texts if t is not None])
+    return out
+
+
+def stage_times(corpus: Corpus, pipeline: Pipeline, reps: int, catalog=None) -> dict:
+    """Seconds (best of ``reps``) for each stage over the whole corpus.
+
+    read = splitting the input into batches of lines (lines paths only); decode =
+    ``wire.decode_line`` / the JSON record decode (+ the frame decode on forward); normalize;
+    plugins = the stage callable, once per batch; encode = msgspec ``encode_lines``.
+    """
+    spec = corpus.spec
+    result: dict[str, float | None] = dict.fromkeys(STAGES)
+    if spec.kind == "lines":
+        data = corpus.data
+        result["read"], _ = best_of(lambda: list(lines.iter_batches(io.BytesIO(data))), reps)
+    batches = _batches(corpus)
+
+    decode_line = wire.decode_line
+    record_decoder = msgspec.json.Decoder(dict)
+    if spec.kind == "forward":
+        decode_frame = forward_protocol().decode_frame
+        frames = corpus.frames
+
+        def decode():
+            for frame in frames:
+                for record in decode_frame(frame).records:
+                    line = _source_line(record)
+                    if line is not None:
+                        decode_line(line)
+    elif set(spec.shapes) & generate.JSON_SHAPES:
+        def decode():
+            for batch in batches:
+                for raw in batch:
+                    line = _source_line(record_decoder.decode(raw))
+                    if line is not None:
+                        decode_line(line)
+    else:
+        def decode():
+            for batch in batches:
+                for raw in batch:
+                    decode_line(raw.decode("utf-8", "replace"))
+
+    result["decode"], _ = best_of(decode, reps)
+
+    decoded = _capture_decoded(corpus, batches, catalog)
+    normalize = pipeline.normalizer.normalize
+    now = _now()
+
+    def run_normalize():
+        return [[normalize(d, now) for d in batch] for batch in decoded]
+
+    result["normalize"], _ = best_of(run_normalize, reps)
+
+    stages = pipeline.stages
+    if stages is not None:
+        samples = []
+        for _ in range(reps):
+            fresh = run_normalize()  # stages may change events in place: new ones each time
+            gc.collect()
+            t0 = clock()
+            for batch in fresh:
+                stages(batch)
+            samples.append(clock() - t0)
+        result["plugins"] = min(samples)
+        events = [[e for e in stages(batch) if e is not None] for batch in run_normalize()]
+    else:
+        events = run_normalize()
+
+    encoder = msgspec.json.Encoder()
+
+    def encode():
+        for batch in events:
+            encoder.encode_lines(batch)
+
+    result["encode"], _ = best_of(encode, reps)
+    return result

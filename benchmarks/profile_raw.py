@@ -1,0 +1,81 @@
+#!/usr/bin/env python3
+"""Where the time goes on the raw-line path: cProfile over ``lines.run`` on one pinned core.
+
+Prints, per function of the ikefilter modules (and the C calls they make), the calls per
+event and the time per event, own and cumulative. cProfile adds a fixed cost to every Python
+call, so small functions look dearer than they are: read it for the shape, and
+``experiments/fastpath.py`` for measured costs.
+
+    python benchmarks/profile_raw.py [--events 30000] [--shape bracketed] [--plugins]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import os
+import pstats
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+try:
+    import ikefilter  # noqa: F401
+except ImportError:
+    sys.path.insert(0, str(HERE.parent))
+
+from benchlib import measure, sites  # noqa: E402
+
+from ikefilter import lines  # noqa: E402
+from ikefilter.catalog import load  # noqa: E402
+
+MODULES = ("wire.py", "normalize.py", "pipeline.py", "lines.py", "ecs.py", "host.py",
+           "redact.py", "severity.py")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--events", type=int, default=30000)
+    p.add_argument("--shape", default="bracketed")
+    p.add_argument("--plugins", action="store_true", help="with redaction and severity rules")
+    p.add_argument("--top", type=int, default=25)
+    p.add_argument("--cpu", type=int)
+    args = p.parse_args(argv)
+    if hasattr(os, "sched_setaffinity"):
+        cpus = sorted(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {args.cpu if args.cpu is not None else cpus[-1]})
+
+    catalog = load()
+    spec = measure.PathSpec("profile", "", "lines", (args.shape,))
+    corpus = measure.make_corpus(spec, args.events, catalog=catalog)
+    variant = sites.PLUGINS if args.plugins else sites.PLAIN
+    pipeline = sites.make_pipeline(sites.site(variant, sites.scratch_dir()), catalog)
+    lines.run(pipeline, [io.BytesIO(corpus.data)], io.BytesIO())  # warm caches
+
+    prof = cProfile.Profile()
+    prof.enable()
+    lines.run(pipeline, [io.BytesIO(corpus.data)], io.BytesIO())
+    prof.disable()
+    stats = pstats.Stats(prof)
+    n = corpus.events
+    total = stats.total_tt
+    print(f"{args.shape}, {variant}, {n:,} events: {total / n * 1e6:.1f} µs/event under the "
+          f"profiler\n")
+    print(f"{'calls/ev':>9}{'own µs/ev':>11}{'own %':>7}{'cum µs/ev':>11}  function")
+    rows = []
+    for (file, line, func), (_cc, nc, tt, ct, _callers) in stats.stats.items():
+        name = os.path.basename(file)
+        if name in MODULES or file == "~":
+            label = f"{name}:{line}({func})" if file != "~" else func
+            rows.append((tt, nc, ct, label))
+    rows.sort(reverse=True)
+    for tt, nc, ct, label in rows[:args.top]:
+        print(f"{nc / n:>9.2f}{tt / n * 1e6:>11.2f}{tt / total * 100:>6.1f}%"
+              f"{ct / n * 1e6:>11.2f}  {label}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
