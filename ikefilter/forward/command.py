@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 
 from .. import app
 from ..pipeline import DEFAULT_SOURCE_KEYS
@@ -39,9 +40,19 @@ def address(text: str) -> tuple[str, int]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+class _RefuseKey(argparse.Action):
+    """``--shared-key VALUE``: refused without quoting the value (argv is visible in ps)."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        parser.error(f"{option_string}: a key is never given on the command line; use "
+                     f"{option_string}-env VAR or {option_string}-file FILE")
+
+
 def register(subparsers) -> None:
+    # no abbreviations: "--shared-key SECRET" must not pass for --shared-key-env and end up
+    # quoted in an error message
     p = subparsers.add_parser("forward", help=cmd_forward.__doc__,
-                              description=cmd_forward.__doc__)
+                              description=cmd_forward.__doc__, allow_abbrev=False)
     p.add_argument("--listen", type=address, required=True, metavar="HOST:PORT",
                    help="address to accept forward connections on (port 0: any free port)")
     to = p.add_mutually_exclusive_group(required=True)
@@ -49,11 +60,29 @@ def register(subparsers) -> None:
                     help="append the documents as JSON lines to FILE ('-': stdout)")
     to.add_argument("--upstream", type=address, metavar="HOST:PORT",
                     help="pass the documents on to this forward server (msgpack, acked)")
-    p.add_argument("--shared-key-env", metavar="VAR",
-                   help="require clients to authenticate with the shared key held in "
-                        "environment variable VAR")
-    p.add_argument("--upstream-shared-key-env", metavar="VAR",
-                   help="the shared key the upstream asks for, from environment variable VAR")
+    key = p.add_mutually_exclusive_group()
+    key.add_argument("--shared-key-env", metavar="VAR",
+                     help="require clients to authenticate with the shared key held in "
+                          "environment variable VAR")
+    key.add_argument("--shared-key-file", metavar="FILE",
+                     help="the same, with the shared key read from FILE")
+    up_key = p.add_mutually_exclusive_group()
+    up_key.add_argument("--upstream-shared-key-env", metavar="VAR",
+                        help="the shared key the upstream asks for, from environment "
+                             "variable VAR")
+    up_key.add_argument("--upstream-shared-key-file", metavar="FILE",
+                        help="the same, read from FILE")
+    for option in ("--shared-key", "--upstream-shared-key"):
+        p.add_argument(option, action=_RefuseKey, help=argparse.SUPPRESS)
+    p.add_argument("--tls-cert", metavar="PEM",
+                   help="accept only TLS (1.2+) connections, with this certificate chain")
+    p.add_argument("--tls-key", metavar="PEM",
+                   help="private key of --tls-cert (default: in the --tls-cert file)")
+    p.add_argument("--upstream-tls", action="store_true",
+                   help="speak TLS to the upstream, checking its certificate and name")
+    p.add_argument("--upstream-ca", metavar="PEM",
+                   help="CA certificates to check the upstream's with (implies --upstream-tls;"
+                        " default: the system's)")
     p.add_argument("--tag", help="send every event upstream with this tag (default: as received)")
     p.add_argument("--source-key", action="append", metavar="KEY",
                    help="record key holding the raw line (repeatable; default: "
@@ -62,17 +91,57 @@ def register(subparsers) -> None:
                    help="close a connection that sends a larger frame (default 16M)")
     p.add_argument("--idle-timeout", type=float, default=300.0, metavar="S",
                    help="close a connection silent this long, in seconds (default 300)")
+    p.add_argument("--frame-timeout", type=float, default=120.0, metavar="S",
+                   help="close a connection whose frame is not complete this long after it "
+                        "began, in seconds (default 120)")
     app.add_pipeline_options(p)
     p.set_defaults(func=cmd_forward)
 
 
-def _secret(var: str | None, option: str) -> str | None:
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def _secret(var: str | None, file: str | None, option: str) -> str | None:
+    """The key from environment variable ``var`` or ``file``; errors never quote a value."""
+    if file is not None:
+        try:
+            with open(file, "rb") as fh:
+                value = fh.read().strip()
+        except OSError as exc:
+            raise SystemExit(f"ikefilter forward: {option}-file: cannot read {file} "
+                             f"({exc.strerror or type(exc).__name__})") from None
+        if not value:
+            raise SystemExit(f"ikefilter forward: {option}-file: {file} is empty")
+        return value.decode("utf-8", "surrogateescape")
     if var is None:
         return None
+    if not _ENV_NAME.match(var):
+        # perhaps the key itself was given: never echo it
+        raise SystemExit(f"ikefilter forward: {option}-env: expects the name of an "
+                         "environment variable (the key itself is never given on the command "
+                         "line)")
     value = os.environ.get(var)
     if not value:
-        raise SystemExit(f"ikefilter forward: {option}: environment variable {var} is not set")
+        raise SystemExit(f"ikefilter forward: {option}-env: environment variable {var} is not set")
     return value
+
+
+def _check_tls(args: argparse.Namespace) -> None:
+    """Load the TLS files once before anything starts, for a one-line error."""
+    from .server import server_tls_context
+    from .upstream import client_tls_context
+
+    try:
+        if args.tls_key is not None and args.tls_cert is None:
+            raise ValueError("--tls-key needs --tls-cert")
+        if args.tls_cert is not None:
+            server_tls_context(args.tls_cert, args.tls_key)
+        if args.upstream_tls or args.upstream_ca:
+            if args.upstream is None:
+                raise ValueError("--upstream-tls and --upstream-ca need --upstream")
+            client_tls_context(args.upstream_ca)
+    except ValueError as exc:
+        raise SystemExit(f"ikefilter forward: {exc}") from None
 
 
 def cmd_forward(args: argparse.Namespace) -> int:
@@ -81,12 +150,18 @@ def cmd_forward(args: argparse.Namespace) -> int:
 
     options = {
         "listen": args.listen,
-        "shared_key": _secret(args.shared_key_env, "--shared-key-env"),
+        "shared_key": _secret(args.shared_key_env, args.shared_key_file, "--shared-key"),
         "upstream_shared_key": _secret(args.upstream_shared_key_env,
-                                       "--upstream-shared-key-env"),
+                                       args.upstream_shared_key_file, "--upstream-shared-key"),
         "tag": args.tag,
         "idle_timeout": args.idle_timeout if args.idle_timeout > 0 else None,
+        "frame_timeout": args.frame_timeout if args.frame_timeout > 0 else None,
+        "tls_cert": args.tls_cert,
+        "tls_key": args.tls_key,
+        "upstream_tls": bool(args.upstream_tls or args.upstream_ca),
+        "upstream_ca": args.upstream_ca,
     }
+    _check_tls(args)
     if args.output is not None:
         options["output"] = args.output
     else:

@@ -21,6 +21,7 @@ Everything here is synchronous and free of I/O so it can be tested byte by byte.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import sys
 import zlib
 from collections.abc import Sequence
@@ -776,7 +777,7 @@ class Ping:
     def verify(self, nonce: bytes, shared_key: str | bytes) -> bool:
         """True when the digest proves the client knows ``shared_key``."""
         expected = handshake_digest(self.salt, self.hostname, nonce, shared_key)
-        return _as_bytes(self.digest) == expected.encode()
+        return hmac.compare_digest(_as_bytes(self.digest), expected.encode())  # constant time
 
 
 def parse_ping(message: Any) -> Ping:
@@ -814,6 +815,8 @@ def parse_pong(
     if not ok:
         return False, str(reason)
     expected = handshake_digest(salt, server_hostname, nonce, shared_key)
-    if _as_bytes(digest) != expected.encode():
+    if not isinstance(digest, (str, bytes)) or not hmac.compare_digest(
+        _as_bytes(digest), expected.encode()
+    ):
         return False, "server digest mismatch"
     return True, ""

@@ -29,6 +29,14 @@ Parameters of :func:`serve`, :func:`run` and :class:`ForwardServer`:
 - ``max_frame``: largest frame accepted, in bytes; a larger one closes that connection.
 - ``max_decompressed``: largest gzip-decompressed entries of one frame, in bytes.
 - ``idle_timeout``: seconds a connection may stay silent before it is closed.
+- ``frame_timeout``: seconds a frame (or the handshake, or the TLS handshake) may take to
+  arrive once it has begun; a client trickling bytes is closed when it runs out.
+- ``tls_cert``, ``tls_key``: PEM certificate chain and private key: clients must speak TLS
+  (1.2 or later); plain TCP is refused. ``tls_key`` may be omitted when the certificate
+  file holds the key too.
+- ``upstream_tls``: speak TLS to the next hop, checking its certificate and host name
+  against the system CAs, or ``upstream_ca`` (a PEM file) when given; an
+  :class:`ssl.SSLContext` is used as it is.
 - ``drain_timeout``: seconds allowed on shutdown for in-flight frames to finish.
 """
 
@@ -41,6 +49,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
@@ -71,12 +80,14 @@ __all__ = [
     "parse_address",
     "run",
     "serve",
+    "server_tls_context",
 ]
 
 log = logging.getLogger(__name__)
 
 _READ_SIZE = 65536  # larger reads were slower (cache), see PERFORMANCE.md
 _HANDSHAKE_FRAME = 64 * 1024
+DEFAULT_FRAME_TIMEOUT = 120.0
 
 _json_encoder = msgspec.json.Encoder()
 
@@ -107,6 +118,7 @@ class ForwardStats(msgspec.Struct):
     protocol_errors: int = 0  # connections closed for bad or oversized frames
     handshake_failures: int = 0
     processor_errors: int = 0
+    timeouts: int = 0  # connections closed idle, or sending a frame too slowly
 
 
 def parse_address(text: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
@@ -116,6 +128,24 @@ def parse_address(text: str, default_host: str = "127.0.0.1") -> tuple[str, int]
         raise ValueError(f"expected HOST:PORT, got {text!r}")
     host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     return host or default_host, int(port)
+
+
+def server_tls_context(cert: str | os.PathLike, key: str | os.PathLike | None = None
+                       ) -> ssl.SSLContext:
+    """A server-side TLS context (TLS 1.2 or later) for the certificate chain and key.
+
+    :raises ValueError: when the files cannot be read or do not match; the message names
+        the files, never their content.
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or "invalid"
+        files = f"{cert}" if key is None else f"{cert} and {key}"
+        raise ValueError(f"TLS certificate {files}: cannot load ({reason})") from None
+    return context
 
 
 class _FileOutput:
@@ -158,11 +188,20 @@ class ForwardServer:
         max_frame: int = DEFAULT_MAX_FRAME,
         max_decompressed: int = DEFAULT_MAX_DECOMPRESSED,
         idle_timeout: float | None = 300.0,
+        frame_timeout: float | None = DEFAULT_FRAME_TIMEOUT,
         drain_timeout: float = 30.0,
         tag_rewrite: TagRewrite = None,
+        tls_cert: str | os.PathLike | None = None,
+        tls_key: str | os.PathLike | None = None,
+        upstream_tls: bool | ssl.SSLContext = False,
+        upstream_ca: str | os.PathLike | None = None,
     ) -> None:
         if (output is None) == (upstream is None):
             raise ValueError("give exactly one of output and upstream")
+        if tls_key is not None and tls_cert is None:
+            raise ValueError("tls_key without tls_cert")
+        # built here, so that a bad certificate fails before anything listens
+        self._tls = server_tls_context(tls_cert, tls_key) if tls_cert is not None else None
         self.processor = processor
         self.listen = listen
         self.shared_key = shared_key
@@ -170,6 +209,7 @@ class ForwardServer:
         self.max_frame = max_frame
         self.max_decompressed = max_decompressed
         self.idle_timeout = idle_timeout
+        self.frame_timeout = frame_timeout
         self.drain_timeout = drain_timeout
         self.stats = ForwardStats()
         self._output_target = output
@@ -179,7 +219,11 @@ class ForwardServer:
             self._upstream = upstream
         else:
             self._upstream = UpstreamClient(
-                upstream[0], upstream[1], shared_key=upstream_shared_key
+                upstream[0],
+                upstream[1],
+                shared_key=upstream_shared_key,
+                tls=upstream_tls,
+                tls_ca=upstream_ca,
             )
         if tag_rewrite is None or callable(tag_rewrite):
             self._rewrite_tag = tag_rewrite
@@ -216,10 +260,17 @@ class ForwardServer:
         if self._upstream is not None:
             await self._upstream.start()
         host, port = self.listen
+        tls: dict[str, Any] = {}
+        if self._tls is not None:
+            tls = {"ssl": self._tls, "ssl_handshake_timeout": self.frame_timeout or 60.0}
+            if sys.version_info >= (3, 11):  # a peer that never answers close_notify
+                tls["ssl_shutdown_timeout"] = 5.0
         self._server = await asyncio.start_server(
-            self._serve_connection, host, port, limit=_READ_SIZE
+            self._serve_connection, host, port, limit=_READ_SIZE, **tls
         )
-        log.info("forward server listening on %s:%s", *self.address)
+        log.info(
+            "forward server listening on %s:%s%s", *self.address, " (TLS)" if tls else ""
+        )
         return self.address
 
     async def wait_stopped(self) -> None:
@@ -261,26 +312,37 @@ class ForwardServer:
         self.stats.connections += 1
         peer = writer.get_extra_info("peername")
         splitter = FrameSplitter(self.max_frame)
+        loop = asyncio.get_running_loop()
         try:
             pending: list[bytes] = []
             if self.shared_key is not None:
                 pending = await self._handshake(reader, writer, splitter)
                 if pending is None:
                     return
+            started = None  # when the incomplete frame in the splitter began to wait for its rest
             while True:
                 if pending:
                     await self._handle_frames(pending, writer)
                 if self._stopping:
                     return
-                data = await self._read(reader)
+                # the clock of a frame runs while we wait for its bytes, never while we are
+                # busy (or held back by the next hop): a slow client cannot hold a connection
+                if not splitter.buffered:
+                    started = None
+                elif started is None:
+                    started = loop.time()
+                data = await self._read(reader, started)
                 if not data:
                     return
                 pending = splitter.feed(data)
+                if pending:
+                    started = None
         except FrameError as exc:
             self.stats.protocol_errors += 1
             log.warning("closing forward connection from %s: %s", peer, exc)
-        except asyncio.TimeoutError:
-            log.info("closing idle forward connection from %s", peer)
+        except asyncio.TimeoutError as exc:
+            self.stats.timeouts += 1
+            log.info("closing forward connection from %s: %s", peer, exc or "idle")
         except (ConnectionError, OSError) as exc:
             log.info("forward connection from %s lost: %s", peer, exc)
         except asyncio.CancelledError:
@@ -294,14 +356,30 @@ class ForwardServer:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await writer.wait_closed()
 
-    async def _read(self, reader: asyncio.StreamReader) -> bytes:
-        """Read with the idle timeout; meanwhile the connection has nothing in flight."""
+    async def _read(self, reader: asyncio.StreamReader, started: float | None = None) -> bytes:
+        """Read with the idle timeout, and the frame timeout counted from ``started`` (the
+        loop time a frame began); meanwhile the connection has nothing in flight."""
         task = asyncio.current_task()
         self._reading.add(task)
         try:
-            if self.idle_timeout is None:
+            timeout = self.idle_timeout
+            slow = False
+            if started is not None and self.frame_timeout is not None:
+                left = started + self.frame_timeout - asyncio.get_running_loop().time()
+                if timeout is None or left < timeout:
+                    timeout, slow = left, True
+            if timeout is None:
                 return await reader.read(_READ_SIZE)
-            return await asyncio.wait_for(reader.read(_READ_SIZE), self.idle_timeout)
+            try:
+                if timeout <= 0:
+                    raise asyncio.TimeoutError
+                return await asyncio.wait_for(reader.read(_READ_SIZE), timeout)
+            except asyncio.TimeoutError:
+                if slow:
+                    raise asyncio.TimeoutError(
+                        f"frame not complete within {self.frame_timeout}s"
+                    ) from None
+                raise asyncio.TimeoutError(f"idle for {self.idle_timeout}s") from None
         finally:
             self._reading.discard(task)
 
@@ -381,8 +459,9 @@ class ForwardServer:
         await writer.drain()
         frames: list[bytes] = []
         splitter.max_frame = min(_HANDSHAKE_FRAME, self.max_frame)
+        started = asyncio.get_running_loop().time()  # the PING must come within frame_timeout
         while not frames:
-            data = await self._read(reader)
+            data = await self._read(reader, started)
             if not data:
                 return None
             frames = splitter.feed(data)
@@ -432,7 +511,12 @@ async def serve(
     max_frame: int = DEFAULT_MAX_FRAME,
     max_decompressed: int = DEFAULT_MAX_DECOMPRESSED,
     idle_timeout: float | None = 300.0,
+    frame_timeout: float | None = DEFAULT_FRAME_TIMEOUT,
     drain_timeout: float = 30.0,
+    tls_cert: str | os.PathLike | None = None,
+    tls_key: str | os.PathLike | None = None,
+    upstream_tls: bool | ssl.SSLContext = False,
+    upstream_ca: str | os.PathLike | None = None,
     stop: asyncio.Event | None = None,
     handle_signals: bool = True,
 ) -> ForwardStats:
@@ -452,8 +536,13 @@ async def serve(
         max_frame=max_frame,
         max_decompressed=max_decompressed,
         idle_timeout=idle_timeout,
+        frame_timeout=frame_timeout,
         drain_timeout=drain_timeout,
         tag_rewrite=tag,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        upstream_tls=upstream_tls,
+        upstream_ca=upstream_ca,
     )
     loop = asyncio.get_running_loop()
     installed = []

@@ -6,6 +6,9 @@ over one TCP connection and resolves each submission once the next hop acks its 
 within ``ack_timeout``, it reconnects with exponential backoff and resends every unacked
 chunk, in order, under the same chunk id; nothing is dropped while the client runs. A resent
 chunk may arrive twice at the hop (the first copy was received but its ack was lost).
+
+With ``tls`` the connection is TLS 1.2 or later, and the hop's certificate and host name are
+checked (against ``tls_ca`` when given, else the system's CAs).
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import os
 import random
 import secrets
 import socket
+import ssl
+import sys
 import time
 
 from .protocol import (
@@ -32,7 +37,7 @@ from .protocol import (
     parse_pong,
 )
 
-__all__ = ["UpstreamClient"]
+__all__ = ["UpstreamClient", "client_tls_context"]
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +66,10 @@ class UpstreamClient:
     :param backoff_initial: first delay between attempts, in seconds; doubles on each failure.
     :param backoff_max: longest delay between attempts, in seconds.
     :param max_pending: unacked chunks allowed before :meth:`wait_capacity` waits.
+    :param tls: speak TLS to the hop: ``True`` (verified, see ``tls_ca``) or a ready
+        :class:`ssl.SSLContext`.
+    :param tls_ca: PEM file of the CA certificates to trust (implies ``tls``).
+    :param tls_server_name: host name the certificate must carry (default: ``host``).
 
     Use it inside a running event loop: :meth:`start`, then :meth:`submit` or :meth:`send`,
     then :meth:`close`; or ``async with``.
@@ -78,6 +87,9 @@ class UpstreamClient:
         backoff_initial: float = 0.2,
         backoff_max: float = 10.0,
         max_pending: int = 64,
+        tls: bool | ssl.SSLContext = False,
+        tls_ca: str | os.PathLike | None = None,
+        tls_server_name: str | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -88,6 +100,8 @@ class UpstreamClient:
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.max_pending = max_pending
+        self.tls_server_name = tls_server_name or host
+        self._tls = client_tls_context(tls_ca) if (tls is True or tls_ca) else (tls or None)
         self.resent = 0  # chunks sent again after a failure
         self.acked = 0
         self._pending: dict[str, _Chunk] = {}  # insertion order is submission order
@@ -174,10 +188,15 @@ class UpstreamClient:
                 await self._kick.wait()
             acked_before = self.acked
             try:
+                tls = {}
+                if self._tls is not None:
+                    tls = {"ssl": self._tls, "server_hostname": self.tls_server_name}
+                    if sys.version_info >= (3, 11):  # a hop that never answers close_notify
+                        tls["ssl_shutdown_timeout"] = 5.0
                 reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(self.host, self.port), self.connect_timeout
+                    asyncio.open_connection(self.host, self.port, **tls), self.connect_timeout
                 )
-            except (OSError, asyncio.TimeoutError) as exc:
+            except (OSError, asyncio.TimeoutError) as exc:  # ssl.SSLError is an OSError
                 log.warning("next hop %s:%s unreachable: %s", self.host, self.port, exc)
             else:
                 try:
@@ -279,6 +298,21 @@ class UpstreamClient:
         if not ok:
             raise HandshakeError(f"next hop refused the handshake: {reason}")
         return frames
+
+
+def client_tls_context(ca: str | os.PathLike | None = None) -> ssl.SSLContext:
+    """A client-side TLS context (TLS 1.2 or later) that checks certificates and host names.
+
+    :param ca: PEM file of the CAs to trust; the system's when None.
+    :raises ValueError: when the CA file cannot be read (the message names the file).
+    """
+    try:
+        context = ssl.create_default_context(cafile=ca)
+    except (OSError, ssl.SSLError) as exc:
+        reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or "invalid"
+        raise ValueError(f"TLS CA file {ca}: cannot load ({reason})") from None
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
 
 
 async def _read_frames(reader: asyncio.StreamReader, splitter: FrameSplitter) -> list[bytes]:
