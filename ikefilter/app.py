@@ -84,6 +84,8 @@ def build_pipeline(
         "non_clavister": core.non_clavister,
         "severity_dialect": core.severity_dialect,
         "keep_original": site.keep_original,
+        "max_line": core.max_line,
+        "max_depth": core.max_depth,
     }
     options.update(overrides)
     pipeline = Pipeline(**options)

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from ._toml import TOMLDecodeError, load_toml
-from .pipeline import DEFAULT_SOURCE_KEYS
+from .pipeline import DEFAULT_MAX_DEPTH, DEFAULT_MAX_LINE, DEFAULT_SOURCE_KEYS
 from .severity import code_of
 
 IpMode = Literal["keep", "mask", "hmac", "truncate", "cryptopan"]
@@ -45,6 +45,8 @@ class Core(_Table):
     severity_dialect: Literal["clavister", "syslog"] = "clavister"
     source_keys: list[NonEmpty] = msgspec.field(default_factory=lambda: list(DEFAULT_SOURCE_KEYS))
     quarantine: NonEmpty | None = None
+    max_line: Annotated[int, msgspec.Meta(ge=256, le=16 * 1024 * 1024)] = DEFAULT_MAX_LINE
+    max_depth: Annotated[int, msgspec.Meta(ge=2, le=1000)] = DEFAULT_MAX_DEPTH
 
 
 class Redact(_Table):

@@ -21,19 +21,34 @@ from .pipeline import Pipeline
 CHUNK = 65536
 
 
-def iter_batches(stream: BinaryIO, chunk: int = CHUNK) -> Iterator[list[bytes]]:
-    """Yield batches of complete lines (without ``\\n``); the last line may lack one."""
+def iter_batches(stream: BinaryIO, chunk: int = CHUNK,
+                 max_line: int | None = None) -> Iterator[list[bytes]]:
+    """Yield batches of complete lines (without ``\\n``); the last line may lack one.
+
+    With ``max_line``, a line is never held longer than ``max_line + 1`` bytes: the rest of
+    it is read and discarded, and the pipeline, seeing it over its limit, cuts and tags it.
+    """
     read = getattr(stream, "read1", stream.read)
     rest = b""
+    skipping = False  # inside an over-long line: drop its bytes up to its newline
     while True:
         data = read(chunk)
         if not data:
             break
+        if skipping:
+            end = data.find(b"\n")
+            if end < 0:
+                continue
+            skipping = False
+            data = data[end:]
         data = rest + data if rest else data
         cut = data.rfind(b"\n")
         if cut < 0:
             rest = data
             # A line longer than the chunk: keep reading until its end.
+            if max_line is not None and len(rest) > max_line:
+                rest = rest[:max_line + 1]
+                skipping = True
             continue
         rest = data[cut + 1:]
         yield data[:cut].split(b"\n")
@@ -72,7 +87,7 @@ def run(pipeline: Pipeline, sources: Iterable[BinaryIO], out: BinaryIO,
     encoder = msgspec.json.Encoder()
     write, flush = out.write, out.flush
     for source in sources:
-        for batch in iter_batches(source):
+        for batch in iter_batches(source, max_line=pipeline.max_line):
             results = pipeline.process_lines(batch)
             write(encoder.encode_lines([r for r in results if r is not None]))
             flush()

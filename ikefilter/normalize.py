@@ -42,7 +42,8 @@ _IP_CACHE_MAX = 65536
 
 
 # A dotted quad without leading zeros is already canonical: no need for ipaddress.
-_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+# ([0-9], not \d: \d also matches other scripts' digits, which an ip field rejects.)
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _IPV4 = re.compile(rf"(?:{_OCTET}\.){{3}}{_OCTET}")
 _is_ipv4 = _IPV4.fullmatch
 
@@ -91,7 +92,11 @@ def _ip(p: dict[str, str], name: str, probs: _Problems) -> str | None:
     return value
 
 
-def _int(p: dict[str, str], name: str, probs: _Problems, hi: int | None = None) -> int | None:
+# The largest value a ``long`` field holds: a larger number makes an index refuse the event.
+LONG_MAX = 2**63 - 1
+
+
+def _int(p: dict[str, str], name: str, probs: _Problems, hi: int = LONG_MAX) -> int | None:
     raw = p.get(name)
     if not raw:
         return None
@@ -100,8 +105,8 @@ def _int(p: dict[str, str], name: str, probs: _Problems, hi: int | None = None) 
     except (TypeError, ValueError):
         probs.bad(name, raw, "not an integer")
         return None
-    if value < 0 or (hi is not None and value > hi):
-        probs.bad(name, raw, f"out of range 0-{hi}" if hi is not None else "negative")
+    if value < 0 or value > hi:
+        probs.bad(name, raw, f"out of range 0-{hi}")
         return None
     return value
 
@@ -150,7 +155,7 @@ def _any(*values: object) -> bool:
 
 
 _Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
-_Count = Annotated[int, msgspec.Meta(ge=0)]
+_Count = Annotated[int, msgspec.Meta(ge=0, le=LONG_MAX)]
 _Spi = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]+$")]
 
 

@@ -5,10 +5,16 @@
 syslog-ng, rsyslog). Both return a list aligned 1:1 with the input: an ECS
 :class:`~ikefilter.ecs.Event`, a record passed through unchanged (a dict), or ``None`` for an
 event that a rule dropped or that went to the quarantine. :class:`Stats` counts all of it.
+
+No input stops a batch: a line longer than ``max_line`` is cut to it and tagged
+``ikefilter_truncated``, a JSON record nested deeper than ``max_depth`` is a parse failure,
+and a line that still raises becomes a tagged parse failure (``ikefilter_internal_error``).
 """
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from typing import Any, Literal
@@ -21,6 +27,8 @@ from .catalog import load as load_catalog
 from .normalize import Normalizer, SeverityDialect
 from .wire import Decoded, NotClavister, Undecodable, decode_line, utc_iso
 
+log = logging.getLogger("ikefilter")
+
 NonClavisterPolicy = Literal["pass", "tag", "drop"]
 Output = Any  # ecs.Event | dict | None
 
@@ -31,6 +39,11 @@ _TIME_KEYS = ("@timestamp", "timestamp", "time", "timereported", "DATE")
 _HOST_KEYS = ("host", "hostname", "HOST", "fromhost")
 # Keys a shipper adds to a record whose pairs it already split; not Clavister parameters.
 _RECORD_META = frozenset(_TIME_KEYS + _HOST_KEYS + ("tag", "source", "pri", "severity", "facility"))
+
+DEFAULT_MAX_LINE = 64 * 1024
+DEFAULT_MAX_DEPTH = 32
+TAG_TRUNCATED = "ikefilter_truncated"
+TAG_INTERNAL_ERROR = "ikefilter_internal_error"
 
 
 class Stats(msgspec.Struct):
@@ -68,13 +81,25 @@ class Pipeline:
         non_clavister: NonClavisterPolicy = "pass",
         severity_dialect: SeverityDialect = "clavister",
         keep_original: bool = True,
+        max_line: int = DEFAULT_MAX_LINE,
+        max_depth: int = DEFAULT_MAX_DEPTH,
     ):
+        """:param max_line: longest line kept whole, in bytes (characters for ``str``
+            lines and for a record's line); a longer one is cut to it and tagged.
+        :param max_depth: deepest nesting of a JSON record line; a deeper one is a parse
+            failure (``ikefilter_parse_failure``), never decoded.
+        """
+        if max_line < 1 or max_depth < 1:
+            raise ValueError("max_line and max_depth must be at least 1")
         self.catalog = catalog or load_catalog()
         self.normalizer = Normalizer(self.catalog, severity_dialect, keep_original)
         self.stages = stages
         self.source_keys = tuple(source_keys)
         self.non_clavister = non_clavister
+        self.max_line = max_line
+        self.max_depth = max_depth
         self.stats = Stats()
+        self._faults_logged: set[str] = set()
         self._record_decoder = msgspec.json.Decoder(dict)
         self._json_encoder = msgspec.json.Encoder()
 
@@ -84,32 +109,94 @@ class Pipeline:
         """Process one batch of lines (no newline). Text lines and JSON records may mix."""
         now = _now()
         out: list[Output] = []
+        append = out.append
         for line in lines:
-            text = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
-            if text.endswith("\r"):
-                text = text[:-1]
-            if text[:1] == "{":
-                try:
-                    record = self._record_decoder.decode(text)
-                except msgspec.DecodeError as exc:
-                    out.append(self._failure(text, f"invalid JSON record: {exc}", now))
-                    continue
-                out.append(self._from_record(record, now, text))
-            else:
-                out.append(self._from_text(text, now))
+            try:
+                append(self._from_line(line, now))
+            except Exception as exc:  # one line never stops the batch
+                append(self._fault(line, exc, now))
         return self._finish(out)
 
     def process_records(self, records: list[dict]) -> list[Output]:
         """Process one batch of records a shipper already decoded into mappings."""
         now = _now()
-        out = [
-            self._from_record(r, now, None) if isinstance(r, dict)
-            else self._failure(repr(r), "record is not a mapping", now)
-            for r in records
-        ]
+        out: list[Output] = []
+        append = out.append
+        for r in records:
+            try:
+                if isinstance(r, dict):
+                    append(self._from_record(r, now, None))
+                else:
+                    append(self._failure(_cut(repr(r), self.max_line), "record is not a mapping",
+                                         now))
+            except Exception as exc:
+                append(self._fault(r, exc, now))
         return self._finish(out)
 
     # -- per record -------------------------------------------------------------------------
+
+    def _from_line(self, line: bytes | str, now: str) -> Output:
+        size = len(line)
+        if size > self.max_line:
+            line = line[:self.max_line]
+        text = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
+        if text.endswith("\r"):
+            text = text[:-1]
+        body = text[1:] if text[:1] == "\ufeff" else text  # a BOM before a JSON record
+        if body[:1] == "{":
+            if _too_deep(body, self.max_depth):
+                result = self._failure(
+                    text, f"invalid JSON record: nested deeper than {self.max_depth} levels", now)
+            else:
+                try:
+                    record = self._record_decoder.decode(body)
+                except (msgspec.DecodeError, RecursionError) as exc:
+                    result = self._failure(text, f"invalid JSON record: {exc}", now)
+                else:
+                    result = self._from_record(record, now, text)
+        else:
+            result = self._from_text(text, now)
+        if size > self.max_line:
+            result = self._truncated(result, text, now)
+        return result
+
+    def _truncated(self, result: Output, text: str, now: str) -> Output:
+        """Tag what came of a line cut to ``max_line``; never pass it on as it was sent."""
+        why = f"line longer than {self.max_line} truncated to it"
+        if type(result) is ecs.Event:
+            result.tag(TAG_TRUNCATED)
+            result.add_error(why)
+        elif result is not _DROP_NOT_CLAVISTER and result is not None:
+            result = ecs.Event(
+                timestamp=now,
+                message=text,
+                event=ecs.event_fields(original=text),
+                tags=[ecs.TAG_NOT_CLAVISTER, TAG_TRUNCATED],
+                error=ecs.Error(f"not a Clavister log line; {why}"),
+                ecs=ecs.ecs_block(),
+            )
+        return result
+
+    def _fault(self, item: object, exc: Exception, now: str) -> ecs.Event:
+        """The output for an input that raised: a tagged failure holding its text."""
+        kind = type(exc).__name__
+        if kind not in self._faults_logged:
+            self._faults_logged.add(kind)
+            log.error("an input raised %s; it is written tagged %s (logged once per kind)",
+                      kind, TAG_INTERNAL_ERROR, exc_info=exc)
+        try:
+            if isinstance(item, bytes):
+                text = item[:self.max_line].decode("utf-8", "replace")
+            elif isinstance(item, str):
+                text = item[:self.max_line]
+            else:
+                text = _cut(repr(item), self.max_line)
+            text.encode("utf-8")
+        except Exception:
+            text = ""
+        event = self._failure(text, f"internal error: {kind}", now)
+        event.tag(TAG_INTERNAL_ERROR)
+        return event
 
     def _from_text(self, text: str, now: str) -> Output:
         try:
@@ -128,19 +215,13 @@ class Pipeline:
                 line = value
                 break
         if line is not None:
-            try:
-                decoded = decode_line(line)
-            except NotClavister as exc:
-                return self._not_clavister(record, line, str(exc), now)
-            except Undecodable as exc:
-                return self._failure(line, str(exc), now)
-            if decoded.time is None:
-                decoded.time = _record_time(record)
-            if decoded.host is None:
-                decoded.host = _first_str(record, _HOST_KEYS)
-            if decoded.pri is None:
-                decoded.pri = _record_pri(record)
-        elif "id" in record:
+            if len(line) > self.max_line:
+                cut = line[:self.max_line]
+                result = self._from_source(record, cut, now)
+                # A record that is not ours goes on unchanged, as it came.
+                return result if type(result) is dict else self._truncated(result, cut, now)
+            return self._from_source(record, line, now)
+        if "id" in record:
             # A record whose pairs a shipper already split into fields.
             params = {
                 k: v if isinstance(v, str) else self._json_encoder.encode(v).decode()
@@ -155,6 +236,22 @@ class Pipeline:
         else:
             original = text if text is not None else self._json_encoder.encode(record).decode()
             return self._not_clavister(record, original, "no Clavister line in the record", now)
+        return self.normalizer.normalize(decoded, now)
+
+    def _from_source(self, record: dict, line: str, now: str) -> Output:
+        """A record's raw line, with the record's time, host and PRI where the line has none."""
+        try:
+            decoded = decode_line(line)
+        except NotClavister as exc:
+            return self._not_clavister(record, line, str(exc), now)
+        except Undecodable as exc:
+            return self._failure(line, str(exc), now)
+        if decoded.time is None:
+            decoded.time = _record_time(record)
+        if decoded.host is None:
+            decoded.host = _first_str(record, _HOST_KEYS)
+        if decoded.pri is None:
+            decoded.pri = _record_pri(record)
         return self.normalizer.normalize(decoded, now)
 
     def _failure(self, original: str, why: str, now: str) -> ecs.Event:
@@ -243,9 +340,33 @@ def _record_pri(record: dict) -> int | None:
     value = record.get("pri")
     try:
         pri = int(value) if value is not None else None
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an infinite float
         return None
     return pri if pri is not None and 0 <= pri < 192 else None
+
+
+# Strings skipped whole, so a bracket inside one is not nesting.
+_JSON_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def _too_deep(text: str, limit: int) -> bool:
+    """True when the JSON text nests objects and arrays deeper than ``limit``."""
+    if text.count("{") + text.count("[") <= limit:
+        return False
+    depth = 0
+    for m in _JSON_TOKENS.finditer(text):
+        c = m[0]
+        if c == "{" or c == "[":
+            depth += 1
+            if depth > limit:
+                return True
+        elif c == "}" or c == "]":
+            depth -= 1
+    return False
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit]
 
 
 def encode_json_lines(items: list[Output], encoder: msgspec.json.Encoder) -> bytes:

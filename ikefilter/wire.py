@@ -133,7 +133,7 @@ def split_pairs_exact(body: str) -> tuple[dict[str, str], list[str] | None]:
     return params, notes
 
 
-_RFC3339_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?Z")
+_RFC3339_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?Z", re.ASCII)
 
 
 def utc_iso(text: str) -> str | None:
@@ -150,13 +150,15 @@ def utc_iso(text: str) -> str | None:
                 return None
             return text
         text = text[:-1] + "+00:00"
+    if not text.isascii():
+        return None  # fromisoformat reads other scripts' digits; an index does not
     try:
         dt = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if dt.tzinfo is None:
-        return dt.isoformat() + "Z"
-    return dt.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+        if dt.tzinfo is None:
+            return dt.isoformat() + "Z"
+        return dt.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    except (ValueError, OverflowError):
+        return None  # OverflowError: year 1 or 9999 pushed past the range by the offset
 
 
 def _bsd_time(text: str, now: datetime) -> str | None:
