@@ -1,0 +1,43 @@
+"""Shared fixtures: the shipped catalog, its reference text, and a fresh pipeline."""
+
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+
+import pytest
+
+from ikefilter import catalog
+from ikefilter.pipeline import Pipeline
+
+DATA = Path(__file__).parent / "data"
+REFERENCE = catalog.data_dir() / "cos-stream-log-reference-ike.txt"
+CURATED = catalog.data_dir() / "ike-ecs.toml"
+
+
+@functools.lru_cache(maxsize=1)
+def reference_entries() -> dict[int, dict[str, str]]:
+    """The reference read naively (every field of the shipped text is one line), as an
+    oracle independent of ``ikefilter.refdoc``."""
+    text = REFERENCE.read_text("utf-8").replace("\u00a0", " ")
+    entries = {}
+    for block in re.split(r"\n(?=2\.23\.\d+\. \[ID:)", text)[1:]:
+        lines = block.split("\n")
+        head = re.match(r"2\.23\.(\d+)\. \[ID: (\d+)\] (.*)", lines[0])
+        fields = {"section": f"2.23.{head[1]}", "title": head[3]}
+        for i, line in enumerate(lines):
+            if line in ("Log Categories", "Log Message", "Default Log Severity", "Parameters"):
+                fields[line] = lines[i + 1].strip()
+        entries[int(head[2])] = fields
+    return entries
+
+
+@pytest.fixture(scope="session")
+def cat() -> catalog.Catalog:
+    return catalog.load()
+
+
+@pytest.fixture
+def pipeline() -> Pipeline:
+    return Pipeline()
