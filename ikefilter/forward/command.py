@@ -91,6 +91,9 @@ def register(subparsers) -> None:
                    help="close a connection that sends a larger frame (default 16M)")
     p.add_argument("--idle-timeout", type=float, default=300.0, metavar="S",
                    help="close a connection silent this long, in seconds (default 300)")
+    p.add_argument("--drain-timeout", type=float, default=30.0, metavar="S",
+                   help="on SIGTERM, how long in-flight frames may take to be written or acked "
+                        "upstream, in seconds (default 30)")
     p.add_argument("--frame-timeout", type=float, default=120.0, metavar="S",
                    help="close a connection whose frame is not complete this long after it "
                         "began, in seconds (default 120)")
@@ -156,6 +159,7 @@ def cmd_forward(args: argparse.Namespace) -> int:
         "tag": args.tag,
         "idle_timeout": args.idle_timeout if args.idle_timeout > 0 else None,
         "frame_timeout": args.frame_timeout if args.frame_timeout > 0 else None,
+        "drain_timeout": max(args.drain_timeout, 0.0),
         "tls_cert": args.tls_cert,
         "tls_key": args.tls_key,
         "upstream_tls": bool(args.upstream_tls or args.upstream_ca),

@@ -283,6 +283,8 @@ class ForwardServer:
             await self._stopped.wait()
             return
         self._stopping = True
+        # one drain_timeout for everything: the connections' frames, then the next hop's acks
+        deadline = asyncio.get_running_loop().time() + self.drain_timeout
         if self._server is not None:
             self._server.close()
         for task in list(self._reading):  # idle connections have nothing in flight
@@ -297,7 +299,8 @@ class ForwardServer:
         if self._server is not None:
             await self._server.wait_closed()
         if self._upstream is not None:
-            await self._upstream.close(timeout=self.drain_timeout)
+            left = deadline - asyncio.get_running_loop().time()
+            await self._upstream.close(timeout=max(left, 0.0))
         if self._file_output is not None:
             self._file_output.close()
         self._stopped.set()
@@ -448,7 +451,13 @@ class ForwardServer:
                     tag = self._rewrite_tag(tag)
                 waits.append(self._upstream.submit(tag, payload, count))
         if waits and any(frame.chunk is not None for frame in frames):
-            await asyncio.shield(asyncio.gather(*waits))
+            gathered = asyncio.gather(*waits)
+            try:
+                await asyncio.shield(gathered)
+            except asyncio.CancelledError:
+                # shutdown: the upstream fails what it could not deliver; nobody awaits it now
+                gathered.add_done_callback(_consume)
+                raise
 
     async def _handshake(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, splitter: FrameSplitter
@@ -483,6 +492,11 @@ class ForwardServer:
             )
             return None
         return frames[1:]  # a client that did not wait for PONG
+
+
+def _consume(future: asyncio.Future) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _runs_by_tag(frames: Sequence[Frame]) -> list[tuple[str, list[Any], int]]:
