@@ -290,3 +290,13 @@ def test_pseudonyms_are_cached():
     assert seen
     pipeline.process_lines(ODD_LINES)
     assert plugin._ips == seen
+
+
+def test_token_function_gives_keyed_token():
+    from ikefilter.plugins.redact import token_function
+    from ikefilter.pseudonym import keyed_token
+
+    for key in (b"k", SECRET.encode(), b"x" * 100):
+        token = token_function(key, 16)
+        for value in ("81.2.3.4", "alice@example.com", "CN=x, O=y", "2a02::1", ""):
+            assert token(value) == keyed_token(key, value, 16)
