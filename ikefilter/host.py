@@ -236,7 +236,11 @@ def claim_tables(pm: pluggy.PluginManager, config: SiteConfig, path: str | None,
     owners: dict[str, str] = {}
     types: dict[str, type] = {}
     for impl in hook_impls(pm, "ikefilter_config_tables"):
-        claimed = _call(impl) or {}
+        try:
+            claimed = dict(_call(impl) or {})
+        except Exception as exc:
+            raise PluginError(f"plugin {impl.plugin_name!r}: ikefilter_config_tables failed:"
+                              f" {type(exc).__name__}: {exc}") from exc
         for table, type_ in claimed.items():
             if table in owners:
                 raise PluginError(
