@@ -282,14 +282,6 @@ class Pipeline:
 
     def _finish(self, out: list[Output]) -> list[Output]:
         stats = self.stats
-        stats.in_ += len(out)
-        for i, item in enumerate(out):
-            if item is _DROP_NOT_CLAVISTER:
-                out[i] = None
-                stats.dropped += 1
-                stats.dropped_by_rule["non_clavister"] = (
-                    stats.dropped_by_rule.get("non_clavister", 0) + 1
-                )
         if self.stages is not None:
             index = [i for i, item in enumerate(out) if type(item) is ecs.Event]
             if index:
@@ -300,8 +292,17 @@ class Pipeline:
                     )
                 for i, item in zip(index, staged, strict=True):
                     out[i] = item
-        for item in out:
+        # Counted once the stages are through, so a batch that raised counts nothing.
+        stats.in_ += len(out)
+        for i, item in enumerate(out):
             if item is None:
+                continue
+            if item is _DROP_NOT_CLAVISTER:
+                out[i] = None
+                stats.dropped += 1
+                stats.dropped_by_rule["non_clavister"] = (
+                    stats.dropped_by_rule.get("non_clavister", 0) + 1
+                )
                 continue
             stats.out += 1
             if type(item) is ecs.Event:
