@@ -489,7 +489,10 @@ def test_next_hop_down_no_ack_backpressure_then_no_loss() -> None:
                     break
             assert stalled_at is not None, "the client was never pushed back"
             written_mb = (stalled_at + 1) * per_frame * len(filler) / 1e6
-            assert server.stats.frames <= 2 < stalled_at  # it stopped reading
+            # it stopped reading: one frame went to the upstream client, and nothing more
+            frames = server.stats.frames
+            await asyncio.sleep(0.5)
+            assert server.stats.frames == frames <= 2
             assert server.stats.acks == 0 and upstream.pending >= 1
             with pytest.raises(asyncio.TimeoutError):
                 await peer.reply(timeout=0.5)  # no ack while the hop is down
@@ -576,19 +579,17 @@ class ResendingClient:
 
 
 def _start_forward(out: Path, port: int, log: Path, *extra: str) -> subprocess.Popen:
+    """Start ``ikefilter forward``; its log is appended to ``log``; wait until it listens."""
+    before = log.read_text().count("listening on") if log.exists() else 0
     with open(log, "ab") as log_file:
         proc = subprocess.Popen(
             [sys.executable, "-m", "ikefilter", "forward", "--listen", f"127.0.0.1:{port}",
              "--output", str(out), "--source-key", "log", *extra],
             stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT, env=child_env(),
         )
-    wait_for(lambda: log.read_text().count("listening on") >= _start_forward.started.get(log, 0)
-             + 1, 20, "the forward server", proc=proc)
-    _start_forward.started[log] = _start_forward.started.get(log, 0) + 1
+    wait_for(lambda: log.read_text().count("listening on") > before, 20, "the forward server",
+             proc=proc)
     return proc
-
-
-_start_forward.started = {}
 
 
 def _stop(proc: subprocess.Popen) -> None:
