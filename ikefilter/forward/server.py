@@ -139,11 +139,20 @@ def server_tls_context(cert: str | os.PathLike, key: str | os.PathLike | None = 
     """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    files = f"{cert}" if key is None else f"{cert} and {key}"
+
+    def no_passphrase() -> bytes:  # else OpenSSL would prompt on the terminal
+        raise ValueError(f"TLS private key in {key or cert} is encrypted: give it unencrypted, "
+                         "in a file only the service user can read")
+
     try:
-        context.load_cert_chain(cert, key)
-    except (OSError, ssl.SSLError) as exc:
-        reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or "invalid"
-        files = f"{cert}" if key is None else f"{cert} and {key}"
+        context.load_cert_chain(cert, key, password=no_passphrase)
+    except ssl.SSLError:
+        raise ValueError(
+            f"TLS certificate {files}: not a PEM certificate chain with its private key"
+        ) from None
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
         raise ValueError(f"TLS certificate {files}: cannot load ({reason})") from None
     return context
 

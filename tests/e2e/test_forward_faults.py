@@ -271,14 +271,26 @@ def test_forward_command_with_tls(tmp_path: Path, certs: Certs) -> None:
             proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0, log.read_text()
     assert [doc["log"] for doc in read_json_lines(out)] == ["tls-cli-1"]
-    # a certificate that cannot be loaded: one line naming the files, no traceback
-    result = subprocess.run(
-        [sys.executable, "-m", "ikefilter", "forward", "--listen", "127.0.0.1:0", "--output",
-         "-", "--tls-cert", str(tmp_path / "missing.pem")],
-        capture_output=True, text=True, env=child_env(), timeout=60, check=False,
-    )
-    assert result.returncode != 0
-    assert "missing.pem" in result.stderr and "Traceback" not in result.stderr
+    # a certificate that cannot be loaded, a key with a passphrase (never prompted for): one
+    # line naming the file, no traceback
+    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+             "-keyout", "locked.key", "-out", "locked.pem", "-days", "1", "-subj", "/CN=x",
+             "-passout", "pass:s3cret-passphrase", cwd=tmp_path)
+    for args, named in [
+        (["--tls-cert", str(tmp_path / "missing.pem")], "missing.pem"),
+        (["--tls-cert", str(tmp_path / "out.jsonl")], "out.jsonl"),
+        (["--tls-cert", str(tmp_path / "locked.pem"), "--tls-key", str(tmp_path / "locked.key")],
+         "locked.key is encrypted"),
+    ]:
+        result = subprocess.run(
+            [sys.executable, "-m", "ikefilter", "forward", "--listen", "127.0.0.1:0",
+             "--output", "-", *args],
+            stdin=subprocess.DEVNULL, capture_output=True, text=True, env=child_env(),
+            timeout=60, check=False,
+        )
+        assert result.returncode != 0
+        assert named in result.stderr and "Traceback" not in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
 
 
 # --------------------------------------------------------------------------------------------
