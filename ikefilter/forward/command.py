@@ -104,7 +104,7 @@ def register(subparsers) -> None:
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
-def _secret(var: str | None, file: str | None, option: str) -> str | None:
+def _secret(var: str | None, file: str | None, option: str) -> str | bytes | None:
     """The key from environment variable ``var`` or ``file``; errors never quote a value."""
     if file is not None:
         try:
@@ -115,7 +115,7 @@ def _secret(var: str | None, file: str | None, option: str) -> str | None:
                              f"({exc.strerror or type(exc).__name__})") from None
         if not value:
             raise SystemExit(f"ikefilter forward: {option}-file: {file} is empty")
-        return value.decode("utf-8", "surrogateescape")
+        return value  # bytes, as read: the handshake hashes them as they are
     if var is None:
         return None
     if not _ENV_NAME.match(var):
