@@ -45,7 +45,6 @@ from .test_forward_e2e import (
     fluent_bit_frame,
     read_lines,
     run_async,
-    wait_until,
 )
 
 enc = msgspec.msgpack.Encoder()
