@@ -182,8 +182,10 @@ class Pipeline:
         kind = type(exc).__name__
         if kind not in self._faults_logged:
             self._faults_logged.add(kind)
+            # The type only: the exception's text may hold values a site redacts.
             log.error("an input raised %s; it is written tagged %s (logged once per kind)",
-                      kind, TAG_INTERNAL_ERROR, exc_info=exc)
+                      kind, TAG_INTERNAL_ERROR)
+        log.debug("traceback of an input that raised", exc_info=exc)
         try:
             if isinstance(item, bytes):
                 text = item[:self.max_line].decode("utf-8", "replace")
@@ -234,8 +236,11 @@ class Pipeline:
                 pri=_record_pri(record),
             )
         else:
+            why = "no Clavister line in the record"
+            if self.non_clavister != "tag":
+                return self._not_clavister(record, "", why, now)  # passed or dropped as is
             original = text if text is not None else self._json_encoder.encode(record).decode()
-            return self._not_clavister(record, original, "no Clavister line in the record", now)
+            return self._not_clavister(record, original, why, now)
         return self.normalizer.normalize(decoded, now)
 
     def _from_source(self, record: dict, line: str, now: str) -> Output:

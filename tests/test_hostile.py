@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from ikefilter import catalog, ecs, generate, lines
 from ikefilter.pipeline import Pipeline
 
-SETTINGS = settings(max_examples=300, deadline=None,
+SETTINGS = settings(max_examples=200, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 _CATALOG = catalog.load()
@@ -498,4 +498,38 @@ def test_run_with_a_small_limit(batch, sizes, max_line):
         check_document(doc)
         # (in characters: an invalid input byte comes out as a 3-byte U+FFFD)
         assert len(doc["event"].get("original", "")) <= max_line
+    check_stats(p)
+
+
+# -- what still raises is kept, tagged ------------------------------------------------------
+
+
+def test_a_line_that_raises_is_kept_tagged_and_counted(monkeypatch):
+    p = Pipeline(_CATALOG)
+    real = p.normalizer.normalize
+
+    def flaky(decoded, now):
+        if "id=1694" in decoded.original:
+            raise KeyError("boom")
+        return real(decoded, now)
+
+    monkeypatch.setattr(p.normalizer, "normalize", flaky)
+    batch = [line for line in CORPUS[:200] if not line.startswith("{")][:50]
+    batch.append("EFW: IKE: prio=1 id=1694 rev=1 ip=10.0.0.1")
+    docs = check_outputs(p.process_lines(batch), len(batch))
+    failed = [d for d in docs if "ikefilter_internal_error" in d.get("tags", ())]
+    assert failed and all(d["error"]["message"] == "internal error: KeyError" for d in failed)
+    assert failed[-1]["event"]["original"] == batch[-1]
+    assert p.stats.in_ == p.stats.out == len(batch)
+    assert p.stats.tagged >= len(failed)
+
+
+def test_a_record_with_keys_json_cannot_hold():
+    p = Pipeline(_CATALOG, non_clavister="tag")
+    records = [{(1, 2): "x"}, {b"k": "v", 7: "seven"}, {"log": BARE, 3: [1]}]
+    results = p.process_records(records)
+    assert len(results) == 3 and None not in results
+    docs = [json.loads(_ENCODER.encode(r)) for r in results]
+    assert "ikefilter_internal_error" in docs[0]["tags"]
+    assert docs[2]["event"]["code"] == "1690"
     check_stats(p)
