@@ -38,7 +38,7 @@ from benchlib import agree, measure, report, rss, scaling, sites  # noqa: E402
 
 QUICK = {"events": 3000, "reps": 5, "agree_sample": 500, "rss_events": (60_000, 15_000),
          "rss_paths": ("raw-bracketed",), "scale_events": 40_000, "scale_reps": 1}
-FULL = {"events": 20_000, "reps": 5, "agree_sample": 2000, "rss_events": (1_000_000, 200_000),
+FULL = {"events": 15_000, "reps": 5, "agree_sample": 2000, "rss_events": (1_000_000, 200_000),
         "rss_paths": ("raw-bracketed", "forward"), "scale_events": 200_000, "scale_reps": 2}
 
 RSS_LIMIT_MIB = 64

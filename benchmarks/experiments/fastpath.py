@@ -630,6 +630,45 @@ def main(argv=None) -> int:
     assert msgspec.json.encode(event_current(*args[0])) == msgspec.json.encode(
         event_shared(*args[0]))
 
+    # the collector: events are gc=False Structs, but each line still allocates tracked
+    # objects (the params dict, Decoded, lists), so gen-0 collections run every ~200 lines
+    # and full ones walk every object the process holds. Settings alternate run by run.
+    from ikefilter.pipeline import Pipeline
+
+    pipe = Pipeline(cat)
+    settings = {
+        "Pipeline.process_lines, default collector": (False, None),
+        "gc.freeze() after start-up": (True, None),
+        "gc.set_threshold(20000, 20, 20)": (False, (20_000, 20, 20)),
+        "gc.freeze() + set_threshold(20000, 20, 20)": (True, (20_000, 20, 20)),
+        "collector off (bound)": (False, "off"),
+    }
+    old = gc.get_threshold()
+    took: dict[str, float] = {}
+    for _ in range(max(reps, 7)):
+        for name, (freeze, threshold) in settings.items():
+            gc.unfreeze()
+            gc.set_threshold(*old)
+            gc.enable()
+            if freeze:
+                gc.freeze()
+            if threshold == "off":
+                gc.disable()
+            elif threshold:
+                gc.set_threshold(*threshold)
+            t0 = time.process_time()
+            for b in batches:
+                pipe.process_lines(b)
+            us = (time.process_time() - t0) / len(lines) * 1e6
+            took[name] = min(took.get(name, us), us)
+    gc.unfreeze()
+    gc.set_threshold(*old)
+    gc.enable()
+    base = took.pop("Pipeline.process_lines, default collector")
+    row("gc", "Pipeline.process_lines, default collector", base)
+    for name, us in took.items():
+        row("gc", name, us, base)
+
     # whole decode
     for x in mix:
         a, b = decode_fast(x), wire.decode_line(x)
