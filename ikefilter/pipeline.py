@@ -351,8 +351,9 @@ def _record_pri(record: dict) -> int | None:
     return pri if pri is not None and 0 <= pri < 192 else None
 
 
-# Strings skipped whole, so a bracket inside one is not nesting.
-_JSON_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+# Strings skipped whole, so a bracket inside one is not nesting. An unterminated string
+# runs to the end: a failed match would be retried at every quote after it (quadratic).
+_JSON_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*+(?:"|\\?\Z)|[\[\]{}]', re.S)
 
 
 def _too_deep(text: str, limit: int) -> bool:

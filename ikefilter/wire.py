@@ -48,14 +48,19 @@ _HEADER = re.compile(
     re.X,
 )
 
+# A parameter name: at most 128 characters, so that a long word with no "=" costs one
+# bounded look per position, not a scan to its end from every letter (quadratic).
+_NAME = r"[A-Za-z_][\w.\-]{0,127}"
+
 # name=value: a quoted value (backslash escapes allowed), an unbalanced quote that runs to
 # the end, or a bare value that may span words up to the next ``name=``. Words opening
-# with a bracket are RFC 5424 structured-data framing, never part of a value.
+# with a bracket are RFC 5424 structured-data framing, never part of a value. A name never
+# starts right after a letter: a match from that letter would have covered it.
 _PAIR = re.compile(
-    r"""([A-Za-z_][\w.\-]*)=
+    rf"""(?<![A-Za-z_])({_NAME})=
     (?:"((?:[^"\\]|\\.)*)"
       |"(.*)
-      |((?:[^\s\[\]"]\S*)?(?:\ +(?![A-Za-z_][\w.\-]*=)[^\s\[\]]\S*)*)
+      |((?:[^\s\[\]"]\S*)?(?:\ +(?!{_NAME}=)[^\s\[\]]\S*)*)
     )""",
     re.X,
 )
@@ -71,7 +76,7 @@ NOTE_UNBALANCED_QUOTE = "unbalanced quote"
 
 
 _PAIRS_JSON = msgspec.json.Decoder(dict[str, str])
-_NAMES = re.compile(r"[A-Za-z_][\w.\-]*(?:\0[A-Za-z_][\w.\-]*)*").fullmatch
+_NAMES = re.compile(rf"{_NAME}(?:\0{_NAME})*").fullmatch
 
 
 def _fast_pairs(body: str) -> dict[str, str] | None:

@@ -533,3 +533,30 @@ def test_a_record_with_keys_json_cannot_hold():
     assert "ikefilter_internal_error" in docs[0]["tags"]
     assert docs[2]["event"]["code"] == "1690"
     check_stats(p)
+
+
+# -- no line is slow to refuse --------------------------------------------------------------
+
+_N = 64 * 1024 - 100
+SLOW_SHAPES = {
+    "one long word before id=": "EFW: IKE: " + "a" * _N + " id=1",
+    "one long word, no header": "a" * _N + " id=1",
+    "letters after digits": "EFW: IKE: " + "1a" * (_N // 2) + " id=1",
+    "letters after dots": "EFW: IKE: " + ".a" * (_N // 2) + " id=1",
+    "escaped quotes then brackets": '{"a":"' + '\\"' * (_N // 2) + "[" * 40,
+    "unterminated quotes": "EFW: IKE: id=1 " + 'x="' * (_N // 3),
+    "structured data never closed": "<1>1 2026-01-01T00:00:00Z h a p m [" + 'a="\\"' * (_N // 6),
+    "many brackets": '{"a":' + "[" * (_N // 2),
+}
+
+
+@pytest.mark.parametrize("shape", sorted(SLOW_SHAPES))
+def test_pathological_line_is_linear(shape):
+    """Each of these took seconds to minutes with a regex retried at every position."""
+    import time
+
+    p = Pipeline(_CATALOG, non_clavister="tag")
+    line = SLOW_SHAPES[shape]
+    start = time.perf_counter()
+    check_outputs(p.process_lines([line]), 1)
+    assert time.perf_counter() - start < 2.0
