@@ -63,7 +63,6 @@ def main(argv=None) -> int:
     total = stats.total_tt
     print(f"{args.shape}, {variant}, {n:,} events: {total / n * 1e6:.1f} µs/event under the "
           f"profiler\n")
-    print(f"{'calls/ev':>9}{'own µs/ev':>11}{'own %':>7}{'cum µs/ev':>11}  function")
     rows = []
     for (file, line, func), (_cc, nc, tt, ct, _callers) in stats.stats.items():
         name = os.path.basename(file)
@@ -71,6 +70,22 @@ def main(argv=None) -> int:
             label = f"{name}:{line}({func})" if file != "~" else func
             rows.append((tt, nc, ct, label))
     rows.sort(reverse=True)
+    # Own time by module, the C calls a module makes billed to it (through cProfile's
+    # per-caller figures).
+    by_module: dict[str, float] = {}
+    for (file, _line, _func), (_cc, _nc, tt, _ct, callers) in stats.stats.items():
+        if file != "~":
+            key = os.path.basename(file) if os.path.basename(file) in MODULES else "other"
+            by_module[key] = by_module.get(key, 0.0) + tt
+            continue
+        for (cfile, _cl, _cf), (_c1, _c2, ctt, _cct) in callers.items():
+            key = os.path.basename(cfile) if os.path.basename(cfile) in MODULES else "other"
+            by_module[key] = by_module.get(key, 0.0) + ctt
+    print("by module (own time, C calls billed to the caller):")
+    for key, tt in sorted(by_module.items(), key=lambda kv: -kv[1]):
+        print(f"  {key:<14}{tt / n * 1e6:>7.2f} µs/event {tt / total * 100:>5.1f}%")
+    print()
+    print(f"{'calls/ev':>9}{'own µs/ev':>11}{'own %':>7}{'cum µs/ev':>11}  function")
     for tt, nc, ct, label in rows[:args.top]:
         print(f"{nc / n:>9.2f}{tt / n * 1e6:>11.2f}{tt / total * 100:>6.1f}%"
               f"{ct / n * 1e6:>11.2f}  {label}")

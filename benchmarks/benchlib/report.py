@@ -260,6 +260,7 @@ def svg_chart(results: dict) -> str:
         f'<text x="{label_w + 16}" y="59">ikefilter</text>'
         f'<rect x="{label_w + 90}" y="50" width="12" height="10" fill="#a0aec0"/>'
         f'<text x="{label_w + 106}" y="59">naive (stdlib json + re)</text>',
+        f'<text x="{width - 10}" y="59" text-anchor="end" fill="#555">ikefilter / naive</text>',
     ]
     y = top
     for label, ike, naive, ratio in rows:
