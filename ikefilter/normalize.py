@@ -39,6 +39,8 @@ _HEX = frozenset("0123456789abcdef")
 
 _ip_cache: dict[str, str | None] = {}
 _IP_CACHE_MAX = 65536
+# Longer than any address with brackets, an IPv4 tail and some padding.
+_IP_TEXT_MAX = 64
 
 
 # A dotted quad without leading zeros is already canonical: no need for ipaddress.
@@ -54,6 +56,8 @@ def valid_ip(text: str) -> str | None:
         return _ip_cache[text]
     except KeyError:
         pass
+    if len(text) > _IP_TEXT_MAX:
+        return None  # never an address, and never a cache key (65536 long keys: gigabytes)
     if _is_ipv4(text) is not None:
         return text
     try:
