@@ -434,3 +434,15 @@ def test_syslogng_parser(corpora, configs, config, corpus, tmp_path, caplog):
     stats = check_stats(stats_file, report, len(corpora[corpus]), kept + fallback)
     assert fallback == stats["passthrough"]
     check_config_effect(config, stats)
+
+
+def test_run_msgpack_stream_fault_still_reports(corpora, tmp_path):
+    """A byte no msgpack object starts with: exit 1, and what came before is counted."""
+    data, n = msgpack_stream(corpora["generated"][:500])
+    stats_file = tmp_path / "stats.json"
+    proc = ikefilter_cmd("run", "--input-format", "msgpack", "--stats", str(stats_file),
+                         stdin=data + b"\xc1" + data)
+    assert proc.returncode == 1
+    docs = [json.loads(line) for line in proc.stdout.splitlines()]
+    stats = check_stats(stats_file, proc.stderr, n, len(docs))
+    assert stats["out"] == n
