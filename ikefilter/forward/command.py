@@ -8,6 +8,7 @@ the ECS documents on to the next forward hop (``--upstream``, e.g. Fluent Bit's 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import re
@@ -97,6 +98,9 @@ def register(subparsers) -> None:
     p.add_argument("--frame-timeout", type=float, default=120.0, metavar="S",
                    help="close a connection whose frame is not complete this long after it "
                         "began, in seconds (default 120)")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="run N server processes on the one port (SO_REUSEPORT); the kernel "
+                        "spreads connections over them (default 1)")
     app.add_pipeline_options(p)
     p.set_defaults(func=cmd_forward)
 
@@ -149,7 +153,6 @@ def _check_tls(args: argparse.Namespace) -> None:
 
 def cmd_forward(args: argparse.Namespace) -> int:
     """Receive Fluent Forward traffic, normalize it, pass it on (forward or JSON lines)."""
-    from . import server
 
     options = {
         "listen": args.listen,
@@ -172,9 +175,75 @@ def cmd_forward(args: argparse.Namespace) -> int:
         options["upstream"] = args.upstream
     if args.max_frame is not None:
         options["max_frame"] = args.max_frame
+    if args.workers < 1:
+        raise SystemExit("ikefilter forward: --workers must be 1 or more")
+    if args.workers > 1:
+        if args.listen[1] == 0:
+            raise SystemExit("ikefilter forward: --workers needs a fixed port, not 0")
+        if args.output == "-":
+            raise SystemExit("ikefilter forward: --workers needs --output FILE or --upstream: "
+                             "workers sharing stdout could interleave their lines")
+        options["reuse_port"] = True
+        return _run_workers(args, options)
+    return _serve(args, options)
+
+
+def _serve(args: argparse.Namespace, options: dict) -> int:
+    from . import server
+
     overrides = {"source_keys": args.source_key} if args.source_key else {}
     pipeline = app.make_pipeline(args, **overrides)
     try:
         return server.run(pipeline, **options)
     finally:
         app.report_stats(pipeline, args)
+
+
+def _run_workers(args: argparse.Namespace, options: dict) -> int:
+    """Fork ``--workers`` servers on one port; SIGTERM/SIGINT reach every one, each drains.
+
+    Each worker builds its own pipeline, appends whole batches to the one ``--output`` file
+    (O_APPEND) or keeps its own upstream connection, and writes its counts to
+    ``--stats FILE.N`` (N = 1..workers).
+    """
+    import signal
+
+    stats = args.stats
+    children: list[int] = []
+    for n in range(1, args.workers + 1):
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                if stats:
+                    args.stats = f"{stats}.{n}"
+                code = _serve(args, options)
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 1
+                if not isinstance(exc.code, int) and exc.code:
+                    log.error("%s", exc.code)
+            except BaseException:
+                log.exception("forward worker %d failed", n)
+            finally:
+                logging.shutdown()
+                os._exit(code)
+        children.append(pid)
+
+    def forward_signal(signum, _frame) -> None:
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, forward_signal)
+    status = 0
+    for pid in children:
+        while True:
+            try:
+                _, raw = os.waitpid(pid, 0)
+                break
+            except InterruptedError:
+                continue
+        code = os.waitstatus_to_exitcode(raw)
+        status = status or (code if code > 0 else 0 if code == 0 else 1)
+    return status

@@ -204,6 +204,7 @@ class ForwardServer:
         tls_key: str | os.PathLike | None = None,
         upstream_tls: bool | ssl.SSLContext = False,
         upstream_ca: str | os.PathLike | None = None,
+        reuse_port: bool = False,
     ) -> None:
         if (output is None) == (upstream is None):
             raise ValueError("give exactly one of output and upstream")
@@ -213,6 +214,8 @@ class ForwardServer:
         self._tls = server_tls_context(tls_cert, tls_key) if tls_cert is not None else None
         self.processor = processor
         self.listen = listen
+        # several worker processes share one port; the kernel spreads connections over them
+        self.reuse_port = reuse_port
         self.shared_key = shared_key
         self.hostname = hostname or socket.gethostname()
         self.max_frame = max_frame
@@ -275,7 +278,8 @@ class ForwardServer:
             if sys.version_info >= (3, 11):  # a peer that never answers close_notify
                 tls["ssl_shutdown_timeout"] = 5.0
         self._server = await asyncio.start_server(
-            self._serve_connection, host, port, limit=_READ_SIZE, **tls
+            self._serve_connection, host, port, limit=_READ_SIZE,
+            reuse_port=self.reuse_port or None, **tls
         )
         log.info(
             "forward server listening on %s:%s%s", *self.address, " (TLS)" if tls else ""
@@ -540,6 +544,7 @@ async def serve(
     tls_key: str | os.PathLike | None = None,
     upstream_tls: bool | ssl.SSLContext = False,
     upstream_ca: str | os.PathLike | None = None,
+    reuse_port: bool = False,
     stop: asyncio.Event | None = None,
     handle_signals: bool = True,
 ) -> ForwardStats:
@@ -566,6 +571,7 @@ async def serve(
         tls_key=tls_key,
         upstream_tls=upstream_tls,
         upstream_ca=upstream_ca,
+        reuse_port=reuse_port,
     )
     loop = asyncio.get_running_loop()
     installed = []
