@@ -313,7 +313,9 @@ class Normalizer:
                 code = None
             else:
                 msg = self.messages.get(int(code))
-        extra = {k: v for k, v in p.items() if k not in _CONSUMED}
+        extra = {} if p.keys() <= _CONSUMED else {
+            k: v for k, v in p.items() if k not in _CONSUMED
+        }
         if msg is None:
             # Unknown (or missing) ID: decoded generically, every parameter as sent.
             extra.update({k: v for k, v in p.items() if k in KNOWN_PARAMETERS})

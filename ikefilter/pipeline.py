@@ -299,25 +299,28 @@ class Pipeline:
                     out[i] = item
         # Counted once the stages are through, so a batch that raised counts nothing.
         stats.in_ += len(out)
-        for i, item in enumerate(out):
-            if item is None:
-                continue
-            if item is _DROP_NOT_CLAVISTER:
-                out[i] = None
-                stats.dropped += 1
-                stats.dropped_by_rule["non_clavister"] = (
-                    stats.dropped_by_rule.get("non_clavister", 0) + 1
-                )
-                continue
-            stats.out += 1
+        dropped = out.count(_DROP_NOT_CLAVISTER)
+        if dropped:
+            out = [None if item is _DROP_NOT_CLAVISTER else item for item in out]
+            stats.dropped += dropped
+            stats.dropped_by_rule["non_clavister"] = (
+                stats.dropped_by_rule.get("non_clavister", 0) + dropped
+            )
+        written = len(out) - out.count(None)
+        stats.out += written
+        events = tagged = 0
+        for item in out:
             if type(item) is ecs.Event:
-                if item.tags is not None and _failure_tagged(item.tags):
-                    stats.tagged += 1
-            else:
-                stats.passthrough += 1
+                events += 1
+                tags = item.tags
+                if tags is not None and tags != _PLAIN_TAGS and _failure_tagged(tags):
+                    tagged += 1
+        stats.tagged += tagged
+        stats.passthrough += written - events
         return out
 
 
+_PLAIN_TAGS = ["clavister", "ike"]
 _DROP_NOT_CLAVISTER = object()
 
 

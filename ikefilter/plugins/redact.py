@@ -35,7 +35,7 @@ from ..pseudonym import CryptoPAn, _mac_key, keyed_token, load_key, truncate_ip
 
 MASK = "redacted"
 _MASK_IP = {4: "0.0.0.0", 6: "::"}
-_CACHE_MAX = 1 << 17
+_CACHE_MAX = 1 << 15
 
 # Parameter names, as they reach clavister.extra (unknown messages, invalid values).
 IP_PARAMS = frozenset({"localip", "remoteip", "srcip", "destip", "ip"})
