@@ -81,7 +81,7 @@ def build_pipeline(
     options = {
         "stages": site.runner,
         "source_keys": core.source_keys,
-        "non_clavister": core.non_clavister,
+        "non_clavister": core.non_clavister or ("tag" if site.info.redaction else "pass"),
         "severity_dialect": core.severity_dialect,
         "keep_original": site.keep_original,
         "max_line": core.max_line,

@@ -41,7 +41,8 @@ class Core(_Table):
 
     plugins: list[NonEmpty] = []
     disable_plugins: list[NonEmpty] = []
-    non_clavister: Literal["pass", "tag", "drop"] = "pass"
+    # None: "pass", or "tag" when redaction is on (a pass-through is never redacted)
+    non_clavister: Literal["pass", "tag", "drop"] | None = None
     severity_dialect: Literal["clavister", "syslog"] = "clavister"
     source_keys: list[NonEmpty] = msgspec.field(default_factory=lambda: list(DEFAULT_SOURCE_KEYS))
     quarantine: NonEmpty | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from ikefilter import app
@@ -47,7 +48,7 @@ path = "sites.csv"
 def test_defaults():
     c = SiteConfig()
     assert c.ikefilter.plugins == [] and c.ikefilter.quarantine is None
-    assert c.ikefilter.non_clavister == "pass"
+    assert c.ikefilter.non_clavister is None  # resolved when the pipeline is built
     assert c.ikefilter.severity_dialect == "clavister"
     assert tuple(c.ikefilter.source_keys) == DEFAULT_SOURCE_KEYS
     assert c.redact.ip == c.redact.identity == "keep" and not c.redact.enabled
@@ -170,3 +171,18 @@ def test_overrides_win_over_the_config():
     p = app.build_pipeline(loads('[ikefilter]\nnon_clavister = "drop"\n'), entry_points=False,
                            non_clavister="tag")
     assert p.non_clavister == "tag"
+
+
+def test_non_clavister_default_follows_redaction(monkeypatch):
+    plain = app.build_pipeline(loads(""), entry_points=False)
+    assert plain.non_clavister == "pass"
+    redacting = app.build_pipeline(loads('[redact]\nip = "mask"\n'), entry_points=False)
+    assert redacting.non_clavister == "tag"
+    [doc] = redacting.process_lines(["hello 10.9.9.9 from the lab"])
+    assert "10.9.9.9" not in msgspec.json.encode(doc).decode()
+    explicit = app.build_pipeline(
+        loads('[ikefilter]\nnon_clavister = "pass"\n[redact]\nip = "mask"\n'), entry_points=False
+    )
+    assert explicit.non_clavister == "pass"
+    for p in (plain, redacting, explicit):
+        p.site.runner.close()
