@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -170,8 +171,13 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="ikefilter: %(levelname)s: %(message)s",
     )
+    # SIGTERM ends the command the way end of input does, between batches: the counts are
+    # reported and the status is 143. (forward installs its own handler and drains.)
+    signal.signal(signal.SIGTERM, lines.on_sigterm)
     try:
         return args.func(args)
+    except lines.Terminated:
+        return 128 + signal.SIGTERM
     except BrokenPipeError:
         # The reader went away (a `| head`): not an error of ours.
         sys.stderr.close()

@@ -8,6 +8,7 @@ filter's output asynchronously (Fluentd exec_filter, Logstash pipe, Vector exec)
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -81,6 +82,40 @@ class Progress:
             sys.stderr.flush()
 
 
+class Terminated(BaseException):
+    """SIGTERM arrived; raised where no batch is half done, so every ``finally`` runs."""
+
+
+class _Shutdown:
+    """A batch is processed and written whole, or not counted at all: SIGTERM during one
+    is held until it is written and flushed."""
+
+    busy = False
+    requested = False
+
+    @classmethod
+    def on_sigterm(cls, signum, frame) -> None:
+        if cls.busy:
+            cls.requested = True
+        else:
+            raise Terminated
+
+    @classmethod
+    @contextlib.contextmanager
+    def batch(cls) -> Iterator[None]:
+        cls.busy = True
+        try:
+            yield
+        finally:
+            cls.busy = False
+        if cls.requested:
+            raise Terminated
+
+
+on_sigterm = _Shutdown.on_sigterm
+whole_batch = _Shutdown.batch
+
+
 def run(pipeline: Pipeline, sources: Iterable[BinaryIO], out: BinaryIO,
         progress: Progress | None = None) -> None:
     """Filter every source in turn to ``out`` as JSON lines."""
@@ -88,9 +123,10 @@ def run(pipeline: Pipeline, sources: Iterable[BinaryIO], out: BinaryIO,
     write, flush = out.write, out.flush
     for source in sources:
         for batch in iter_batches(source, max_line=pipeline.max_line):
-            results = pipeline.process_lines(batch)
-            write(encoder.encode_lines([r for r in results if r is not None]))
-            flush()
+            with whole_batch():
+                results = pipeline.process_lines(batch)
+                write(encoder.encode_lines([r for r in results if r is not None]))
+                flush()
             if progress is not None:
                 progress.add(len(batch))
     if progress is not None:

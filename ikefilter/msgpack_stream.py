@@ -22,7 +22,7 @@ from typing import BinaryIO
 
 import msgspec
 
-from .lines import CHUNK, iter_batches
+from .lines import CHUNK, iter_batches, whole_batch
 from .pipeline import Pipeline
 
 log = logging.getLogger("ikefilter")
@@ -239,17 +239,18 @@ def run(pipeline: Pipeline, source: BinaryIO, out: BinaryIO, *,
         batches = iter_records(source)
         process = pipeline.process_records
     else:
-        batches = iter_batches(source)
+        batches = iter_batches(source, max_line=pipeline.max_line)
         process = pipeline.process_lines
     try:
         for batch in batches:
-            results = [r for r in process(batch) if r is not None]
-            if results:
-                if msgpack_out:
-                    write(_strip_array_header(encode(results)))
-                else:
-                    write(json_encoder.encode_lines(results))
-                flush()
+            with whole_batch():
+                results = [r for r in process(batch) if r is not None]
+                if results:
+                    if msgpack_out:
+                        write(_strip_array_header(encode(results)))
+                    else:
+                        write(json_encoder.encode_lines(results))
+                    flush()
     except StreamError as exc:
         flush()
         log.error("input is not a msgpack stream: %s", exc)

@@ -446,3 +446,28 @@ def test_run_msgpack_stream_fault_still_reports(corpora, tmp_path):
     docs = [json.loads(line) for line in proc.stdout.splitlines()]
     stats = check_stats(stats_file, proc.stderr, n, len(docs))
     assert stats["out"] == n
+
+
+def test_sigterm_reports_counts_of_what_was_written(tmp_path):
+    """SIGTERM between batches: exit 143, and the counts match the lines written."""
+    stats = tmp_path / "stats.json"
+    proc = subprocess.Popen([sys.executable, "-m", "ikefilter", "run", "--stats", str(stats)],
+                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    lines = "".join(
+        f"<134>[2026-11-26 10:00:00] EFW: IKE: prio=2 id=530 localip=10.0.0.{i % 250} "
+        f"remoteip=81.2.3.4\n" for i in range(300)
+    ).encode()
+    proc.stdin.write(lines)
+    proc.stdin.flush()
+    deadline = time.monotonic() + 20
+    out = b""
+    while out.count(b"\n") < 300 and time.monotonic() < deadline:
+        out += proc.stdout.read1(65536)
+    proc.send_signal(signal.SIGTERM)  # stdin still open: the filter is waiting for more
+    rest, err = proc.communicate(timeout=20)
+    out += rest
+    assert proc.returncode == 143, err.decode()
+    counted = json.loads(stats.read_text())
+    assert counted["in"] == counted["out"] == out.count(b"\n") == 300
+    assert b"in=300 out=300" in err
