@@ -22,13 +22,13 @@ from typing import BinaryIO
 
 import msgspec
 
+from .forward.protocol import FrameError, walk
 from .lines import CHUNK, iter_batches, whole_batch
 from .pipeline import Pipeline
 
 log = logging.getLogger("ikefilter")
 
 MAX_OBJECT = 16 * 1024 * 1024
-_MAX_DEPTH = 64
 
 
 class StreamError(ValueError):
@@ -42,82 +42,27 @@ class StreamError(ValueError):
         self.ends = ends or []
 
 
-def _sizes() -> tuple[tuple[int, ...], dict[int, tuple[int, int]], dict[int, tuple[int, int]]]:
-    fixed = [0] * 256
-    for b in range(0x00, 0x80):  # positive fixint
-        fixed[b] = 1
-    for b in range(0xE0, 0x100):  # negative fixint
-        fixed[b] = 1
-    for b in range(0xA0, 0xC0):  # fixstr
-        fixed[b] = 1 + (b & 0x1F)
-    for b, n in {0xC0: 1, 0xC2: 1, 0xC3: 1, 0xCA: 5, 0xCB: 9, 0xCC: 2, 0xCD: 3, 0xCE: 5,
-                 0xCF: 9, 0xD0: 2, 0xD1: 3, 0xD2: 5, 0xD3: 9, 0xD4: 3, 0xD5: 4, 0xD6: 6,
-                 0xD7: 10, 0xD8: 18}.items():
-        fixed[b] = n
-    # first byte -> (length bytes, bytes after the length: the ext type)
-    payload = {0xC4: (1, 0), 0xC5: (2, 0), 0xC6: (4, 0), 0xD9: (1, 0), 0xDA: (2, 0),
-               0xDB: (4, 0), 0xC7: (1, 1), 0xC8: (2, 1), 0xC9: (4, 1)}
-    # first byte -> (count bytes, items per count)
-    containers = {0xDC: (2, 1), 0xDD: (4, 1), 0xDE: (2, 2), 0xDF: (4, 2)}
-    return tuple(fixed), payload, containers
-
-
-_FIXED, _PAYLOAD, _CONTAINERS = _sizes()
-
-
 def object_ends(buf: bytes, max_object: int = MAX_OBJECT) -> list[int]:
     """The end offsets of the complete msgpack objects at the start of ``buf``.
 
     What follows the last end is the start of an incomplete object. Raises
-    :class:`StreamError` on a byte that cannot start a msgpack object (0xC1) or on an object
-    larger than ``max_object``: a stream cannot be framed past either.
+    :class:`StreamError` on a byte that cannot start a msgpack object (0xC1), on nesting
+    deeper than 64, or on an object larger than ``max_object``: a stream cannot be framed
+    past any of them.
     """
-    fixed, payload, containers = _FIXED, _PAYLOAD, _CONTAINERS
     n = len(buf)
     ends: list[int] = []
-    end = pos = 0
-    stack: list[int] = []  # items still to walk in each open container
-    while pos < n:
-        b = buf[pos]
-        size = fixed[b]
-        if size:
-            pos += size
-        elif 0x80 <= b <= 0x9F:  # fixmap, fixarray
-            items = (b & 0x0F) * 2 if b < 0x90 else b & 0x0F
-            pos += 1
-            if items:
-                if len(stack) >= _MAX_DEPTH:
-                    raise StreamError("msgpack nesting too deep", ends)
-                stack.append(items)
-                continue
-        elif b in payload:
-            width, extra = payload[b]
-            if pos + 1 + width > n:
+    pos = 0
+    try:
+        while pos < n:
+            end, done = walk(buf, pos, [], pos + max_object)
+            if not done or end > n:
                 break
-            pos += 1 + width + extra + int.from_bytes(buf[pos + 1:pos + 1 + width], "big")
-        elif b in containers:
-            width, per = containers[b]
-            if pos + 1 + width > n:
-                break
-            items = int.from_bytes(buf[pos + 1:pos + 1 + width], "big") * per
-            pos += 1 + width
-            if items:
-                if len(stack) >= _MAX_DEPTH:
-                    raise StreamError("msgpack nesting too deep", ends)
-                stack.append(items)
-                continue
-        else:
-            raise StreamError(f"invalid msgpack byte 0x{b:02x} at offset {pos}", ends)
-        while stack:
-            left = stack[-1] - 1
-            if left:
-                stack[-1] = left
-                break
-            stack.pop()
-        if not stack and pos <= n:
-            ends.append(pos)
-            end = pos
-    if pos - end > max_object:
+            ends.append(end)
+            pos = end
+    except FrameError as exc:
+        raise StreamError(f"{exc} (object at offset {pos})", ends) from None
+    if n - pos > max_object:
         raise StreamError(f"msgpack object larger than {max_object} bytes", ends)
     return ends
 

@@ -174,7 +174,7 @@ class FrameSplitter:
             if self._end < 0:
                 if self._pos == 0 and buf[0] not in self._starts:
                     raise FrameError(f"not a forward frame (first byte 0x{buf[0]:02x})")
-                self._pos, done = _walk(buf, self._pos, self._stack, self.max_frame)
+                self._pos, done = walk(buf, self._pos, self._stack, self.max_frame)
                 if done:
                     if self._pos > self.max_frame:
                         raise FrameError(f"frame larger than {self.max_frame} bytes")
@@ -195,7 +195,7 @@ class FrameSplitter:
         return frames
 
 
-def _walk(
+def walk(
     buf: bytes | bytearray | memoryview, pos: int, stack: list[int], limit: int
 ) -> tuple[int, bool]:
     """Walk msgpack objects from ``pos`` until ``stack`` empties or ``buf`` runs out.
@@ -266,7 +266,7 @@ def count_objects(buf: bytes | memoryview) -> int:
         return 0
     total = n + 1  # more objects than bytes cannot be: the count never runs out
     stack = [total]
-    pos, _ = _walk(buf, 0, stack, sys.maxsize)
+    pos, _ = walk(buf, 0, stack, sys.maxsize)
     if pos != n or len(stack) != 1:
         raise FrameError("truncated msgpack data")
     return total - stack[0]
@@ -498,7 +498,7 @@ def _decode_entries_one_by_one(view: memoryview) -> list:
     pos = 0
     n = len(view)
     while pos < n:
-        end, done = _walk(view, pos, [], sys.maxsize)
+        end, done = walk(view, pos, [], sys.maxsize)
         if not done or end > n:
             raise FrameError("truncated packed entries")
         entries.append(_decode_lenient(view[pos:end]))
