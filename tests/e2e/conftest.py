@@ -40,7 +40,8 @@ def installed(package: str) -> bool:
         ["dpkg-query", "-W", "-f=${Status}", package],
         capture_output=True, text=True, check=False,
     )
-    return result.returncode == 0 and result.stdout.endswith("installed")
+    # "install ok installed"; a removed package reads "... not-installed" or "... config-files"
+    return result.returncode == 0 and result.stdout.split()[-1:] == ["installed"]
 
 
 def apt_update_once() -> None:
