@@ -117,20 +117,27 @@ class Pipeline:
                 append(self._fault(line, exc, now))
         return self._finish(out)
 
-    def process_records(self, records: list[dict]) -> list[Output]:
-        """Process one batch of records a shipper already decoded into mappings."""
+    def process_records(
+        self, records: list[dict], times: list[str | None] | None = None
+    ) -> list[Output]:
+        """Process one batch of records a shipper already decoded into mappings.
+
+        :param times: the shipper's event time of each record (RFC 3339 UTC), aligned with
+            ``records``: used for an event whose line and record carry no time of their own.
+        """
         now = _now()
         out: list[Output] = []
         append = out.append
-        for r in records:
+        for i, r in enumerate(records):
+            when = (times[i] or now) if times is not None else now
             try:
                 if isinstance(r, dict):
-                    append(self._from_record(r, now, None))
+                    append(self._from_record(r, when, None))
                 else:
                     append(self._failure(_cut(repr(r), self.max_line), "record is not a mapping",
-                                         now))
+                                         when))
             except Exception as exc:
-                append(self._fault(r, exc, now))
+                append(self._fault(r, exc, when))
         return self._finish(out)
 
     # -- per record -------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 at-least-once client to the next forward hop.
 
 The package depends on nothing else in ikefilter: the server only calls
-``processor.process_records(records: list[dict]) -> list[object | None]`` once per batch.
+``processor.process_records(records: list[dict], times) -> list[object | None]`` once per batch.
 """
 
 from .protocol import Frame, FrameError, FrameSplitter, decode_frame, event_time

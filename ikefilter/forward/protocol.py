@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import sys
+import time
 import zlib
 from collections.abc import Sequence
 from typing import Any
@@ -649,6 +650,28 @@ def decode_message(data: bytes | memoryview) -> Any:
 def event_time(seconds: int, nanoseconds: int = 0) -> Ext:
     """Build an EventTime (msgpack ext 0: uint32 BE seconds, uint32 BE nanoseconds)."""
     return Ext(EVENT_TIME_CODE, seconds.to_bytes(4, "big") + nanoseconds.to_bytes(4, "big"))
+
+
+_SECONDS: dict[int, str] = {}
+
+
+def event_time_iso(value: Any) -> str | None:
+    """An event time as received, as RFC 3339 UTC text to the millisecond; None if not a
+    time (or out of range)."""
+    ns = event_time_ns(value)
+    if ns is None:
+        return None
+    seconds, rest = divmod(ns, 1_000_000_000)
+    prefix = _SECONDS.get(seconds)
+    if prefix is None:
+        try:
+            prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+        except (OverflowError, OSError, ValueError):
+            return None
+        if len(_SECONDS) >= 4096:
+            _SECONDS.clear()
+        _SECONDS[seconds] = prefix
+    return f"{prefix}.{rest // 1_000_000:03d}Z"
 
 
 def event_time_ns(value: Any) -> int | None:

@@ -12,8 +12,9 @@ Entry points for the command line (``ikefilter forward``)::
 
 Parameters of :func:`serve`, :func:`run` and :class:`ForwardServer`:
 
-- ``processor``: an object with ``process_records(records: list[dict]) -> list[object | None]``,
-  called once per batch (one frame, or the Message-mode frames of one socket read). It returns
+- ``processor``: an object with ``process_records(records, times) -> list[object | None]``,
+  called once per batch (one frame, or the Message-mode frames of one socket read), ``times``
+  being the records' event times as RFC 3339 UTC text (None where not a time). It returns
   one item per record, aligned: a msgspec-encodable output record (Struct or dict), or None when
   the record was dropped or quarantined.
 - ``listen``: ``(host, port)`` to bind; loopback unless told otherwise; port 0 picks one.
@@ -68,6 +69,7 @@ from .protocol import (
     encode_ack,
     encode_helo,
     encode_pong,
+    event_time_iso,
     pack_entries,
     parse_ping,
 )
@@ -99,8 +101,14 @@ TagRewrite = str | Callable[[str], str] | None
 class Processor(Protocol):
     """What the server calls once per batch of records."""
 
-    def process_records(self, records: list[dict]) -> list[object | None]:
-        """Return one output record or None per input record, in the same order."""
+    def process_records(
+        self, records: list[dict], times: list[str | None] | None = None
+    ) -> list[object | None]:
+        """Return one output record or None per input record, in the same order.
+
+        ``times`` are the records' event times as RFC 3339 UTC text, aligned with
+        ``records``: the time of an event whose line carries none.
+        """
         ...
 
 
@@ -421,10 +429,14 @@ class ForwardServer:
             await self._upstream.wait_capacity()
         self.stats.frames += len(frames)
         if len(frames) == 1:
-            records = frames[0].records
+            records, times = frames[0].records, frames[0].times
         else:  # Message mode: one processor call for all the frames of one read
             records = [record for frame in frames for record in frame.records]
-        outputs = self.processor.process_records(records) if records else []
+            times = [t for frame in frames for t in frame.times]
+        outputs = (
+            self.processor.process_records(records, [event_time_iso(t) for t in times])
+            if records else []
+        )
         if len(outputs) != len(records):
             raise RuntimeError(
                 f"processor returned {len(outputs)} results for {len(records)} records"

@@ -48,7 +48,7 @@ class UpperProcessor:
     def __init__(self) -> None:
         self.calls = 0
 
-    def process_records(self, records: list[dict]) -> list[object | None]:
+    def process_records(self, records: list[dict], times=None) -> list[object | None]:
         self.calls += 1
         return [
             None if r.get("drop") else {**r, "log": str(r.get("log", "")).upper()} for r in records
@@ -480,7 +480,7 @@ def test_fluent_logger_through_to_the_next_hop_keeps_event_times() -> None:
 
 def test_processor_failure_closes_the_connection_without_ack(tmp_path: Path) -> None:
     class Failing:
-        def process_records(self, records: list[dict]) -> list[object | None]:
+        def process_records(self, records: list[dict], times=None) -> list[object | None]:
             if any(r.get("boom") for r in records):
                 raise ValueError("boom")
             return records
@@ -629,7 +629,7 @@ SERVER_SCRIPT = textwrap.dedent("""
     from ikefilter.forward import run
 
     class SlowIdentity:
-        def process_records(self, records):
+        def process_records(self, records, times=None):
             time.sleep(float(sys.argv[2]))  # holds the frame in flight when SIGTERM comes
             return records
 
@@ -685,3 +685,34 @@ def test_sigterm_drains_in_flight_frame_and_exits_0(tmp_path: Path) -> None:
             proc.wait(timeout=5)
         proc.stderr.close()
     assert read_lines(out) == [{"log": "a"}, {"log": "b"}]
+
+
+def test_event_time_is_the_timestamp_of_a_line_without_one(tmp_path: Path) -> None:
+    """fluent-logger → the real pipeline: a line with no time of its own is dated by the
+    forward EventTime; a line with a device time keeps it."""
+    from fluent import sender
+
+    from ikefilter.pipeline import Pipeline
+
+    out = tmp_path / "out.jsonl"
+    undated = "prio=2 id=530 rev=1 localip=203.0.113.1 remoteip=81.2.3.4"
+    dated = "[2026-11-26 10:00:00] EFW: IKE: prio=2 id=530 localip=203.0.113.1"
+
+    def emit(port: int) -> None:
+        client = sender.FluentSender("fw", host=LOOPBACK, port=port, nanosecond_precision=True)
+        try:
+            assert client.emit_with_time("ike", 1_700_000_000.25, {"log": undated})
+            assert client.emit_with_time("ike", 1_700_000_000.25, {"log": dated})
+        finally:
+            client.close()
+
+    async def scenario() -> None:
+        async with ForwardServer(Pipeline(), (LOOPBACK, 0), output=out) as server:
+            await asyncio.to_thread(emit, server.address[1])
+            await wait_until(lambda: server.stats.events == 2)
+        first, second = read_lines(out)
+        assert first["@timestamp"] == "2023-11-14T22:13:20.250Z"
+        assert first["event"]["code"] == "530"
+        assert second["@timestamp"] == "2026-11-26T10:00:00Z"
+
+    run_async(scenario())
