@@ -37,7 +37,7 @@ _HEADER = re.compile(
     (?:<(?P<pri>\d{1,3})>)?
     (?:
         (?P<recv>\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d)\t[^\t\n]*\t(?P<recvhost>[^\t\n]*)\t
-      | 1\ (?P<ts5424>\d{4}-\d\d-\d\dT\S+)\ (?P<host5424>\S+)[ ]
+      | 1\ (?:(?P<ts5424>\d{4}-\d\d-\d\dT\S+)|-)\ (?P<host5424>\S+)[ ]
         (?:\S+\ \S+\ \S+\ (?:-|(?:\[(?:[^\]"\\]|\\.|"(?:[^"\\]|\\.)*")*\])+)\ \ufeff?)?
       | (?P<ts3164>[A-Z][a-z]{2}\ [\ \d]?\d(?:\ \d{4})?\ \d\d:\d\d:\d\d)\ (?P<host3164>\S+)[ ]
     )?
@@ -53,14 +53,16 @@ _HEADER = re.compile(
 _NAME = r"[A-Za-z_][\w.\-]{0,127}"
 
 # name=value: a quoted value (backslash escapes allowed), an unbalanced quote that runs to
-# the end, or a bare value that may span words up to the next ``name=``. Words opening
-# with a bracket are RFC 5424 structured-data framing, never part of a value. A name never
-# starts right after a letter: a match from that letter would have covered it.
+# the end, a bracketed IPv6 address, or a bare value that may span words up to the next
+# ``name=``. Other words opening with a bracket are RFC 5424 structured-data framing, never
+# part of a value. A name never starts right after a letter: a match from that letter would
+# have covered it.
 _PAIR = re.compile(
     rf"""(?<![A-Za-z_])({_NAME})=
     (?:"((?:[^"\\]|\\.)*)"
       |"(.*)
-      |((?:[^\s\[\]"]\S*)?(?:\ +(?!{_NAME}=)[^\s\[\]]\S*)*)
+      |(\[[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\](?=\s|$)
+        |(?:[^\s\[\]"]\S*)?(?:\ +(?!{_NAME}=)[^\s\[\]]\S*)*)
     )""",
     re.X,
 )

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ikefilter import ecs, wire
+from ikefilter import catalog, ecs, wire
+from ikefilter.normalize import Normalizer
 from ikefilter.wire import NotClavister, Undecodable, decode_line
 
 NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=timezone.utc)
@@ -506,3 +507,20 @@ def test_fast_pairs_equal_exact_pairs_any_text(body):
 ])
 def test_pairs_regressions(body, expected):
     assert wire.split_pairs(body) == (expected, None)
+
+
+def test_bracketed_ipv6_value_is_kept_and_normalized():
+    d = wire.decode_line(
+        "<134>[2026-11-26 10:00:00] EFW: IKE: prio=2 id=530 remoteip=[2001:db8::1] "
+        "remoteport=500 localip=203.0.113.1"
+    )
+    assert d.params["remoteip"] == "[2001:db8::1]"
+    assert d.params["localip"] == "203.0.113.1"
+    event = Normalizer(catalog.load()).normalize(d, "2026-11-26T10:00:00Z")
+    assert event.source.ip == "2001:db8::1" and event.source.port == 500
+    assert event.tags == ["clavister", "ike"]
+
+
+def test_rfc5424_nil_timestamp_keeps_pri_host_and_categories():
+    d = wire.decode_line("<134>1 - fw01 EFW - - - IKE,IPSEC: prio=2 id=530")
+    assert (d.pri, d.host, d.categories, d.time) == (134, "fw01", ["IKE", "IPSEC"], None)
