@@ -471,3 +471,24 @@ def test_sigterm_reports_counts_of_what_was_written(tmp_path):
     counted = json.loads(stats.read_text())
     assert counted["in"] == counted["out"] == out.count(b"\n") == 300
     assert b"in=300 out=300" in err
+
+
+def test_forward_counts_entries_that_are_not_time_and_record(tmp_path):
+    """A Forward-mode frame with entries that are not [time, map]: they never reach the
+    pipeline, yet in = out + dropped still holds, under dropped_by_rule."""
+    line = "<134>[2026-11-26 10:00:00] EFW: IKE: prio=2 id=530 localip=203.0.113.1"
+    entries = [[1_764_151_200, {"log": line}], "junk", [1_764_151_201], [1_764_151_202,
+                                                                      {"log": line}]]
+    frame = msgspec.msgpack.encode(["clavister.ike", entries, {"chunk": "c1"}])
+    fwd = ForwardProcess(tmp_path, [])
+    try:
+        with socket.create_connection(("127.0.0.1", fwd.port), timeout=30) as s:
+            s.sendall(frame)
+            assert msgspec.msgpack.decode(s.recv(65536)) == {"ack": "c1"}
+    finally:
+        stderr = fwd.stop()
+    docs = fwd.out.read_bytes().splitlines()
+    assert len(docs) == 2
+    stats = check_stats(fwd.stats_file, stderr, 4, 2)
+    assert stats["dropped"] == 2
+    assert stats["dropped_by_rule"] == {"invalid_forward_entry": 2}

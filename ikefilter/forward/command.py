@@ -8,6 +8,7 @@ the ECS documents on to the next forward hop (``--upstream``, e.g. Fluent Bit's 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import logging
 import os
@@ -194,7 +195,16 @@ def _serve(args: argparse.Namespace, options: dict) -> int:
     overrides = {"source_keys": args.source_key} if args.source_key else {}
     pipeline = app.make_pipeline(args, **overrides)
     try:
-        return server.run(pipeline, **options)
+        forward_stats = asyncio.run(server.serve(pipeline, **options))
+        log.info("forward server stopped: %s", forward_stats)
+        if forward_stats.invalid:
+            # Entries that are not [time, map] never reach the pipeline: count them in, and
+            # dropped, so the counts still add up.
+            stats = pipeline.stats
+            stats.in_ += forward_stats.invalid
+            stats.dropped += forward_stats.invalid
+            stats.dropped_by_rule["invalid_forward_entry"] = forward_stats.invalid
+        return 0
     finally:
         app.report_stats(pipeline, args)
 
