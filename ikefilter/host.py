@@ -39,7 +39,7 @@ from . import __version__, ecs, hookspecs
 from .config import ConfigError, PipelineInfo, SiteConfig
 from .config import convert as convert_config
 from .config import load as load_config
-from .pipeline import Stats
+from .pipeline import TAG_INTERNAL_ERROR, Stats
 
 log = logging.getLogger("ikefilter")
 
@@ -435,6 +435,11 @@ class StageRunner:
     def __init__(self, stages: list[_Stage], *, redaction: bool = False,
                  quarantine: Quarantine | None = None, unconfigure: list[_Impl] = ()):
         self.stages = [s for s in stages if s.impls]
+        # A site plugin may leave a value no encoder takes (a set, an object): such an
+        # event must not take its whole batch down at output. Built-ins are trusted.
+        self.check_output = any(
+            impl.name not in BUILTIN_PLUGINS for stage in self.stages for impl in stage.impls
+        )
         self.redaction = redaction
         self.quarantine = quarantine
         self.stats = Stats()
@@ -494,6 +499,36 @@ class StageRunner:
             # Whatever the plugins did, the raw line never leaves a redacting process.
             for event in live:
                 event.event.original = None
+        if self.check_output and live:
+            out = self._encodable(events, out, live, where)
+        return out
+
+    def _encodable(self, events: list[ecs.Event], out: list[ecs.Event | None],
+                   live: list[ecs.Event], where: list[int] | None) -> list[ecs.Event | None]:
+        """Replace each event a plugin left unencodable with a tagged failure event."""
+        try:
+            _check_encoder.encode(live)
+            return out
+        except (TypeError, ValueError, OverflowError):
+            pass
+        if out is events:
+            out = list(events)
+        for i, event in enumerate(live):
+            try:
+                _check_encoder.encode(event)
+            except (TypeError, ValueError, OverflowError) as exc:
+                why = f"a site plugin left a value that cannot be encoded ({type(exc).__name__})"
+                if ("output", type(exc).__name__) not in self._reported:
+                    self._reported.add(("output", type(exc).__name__))
+                    log.error("%s; such events are written as tagged %s (logged once)",
+                              why, TAG_INTERNAL_ERROR)
+                out[where[i] if where is not None else i] = ecs.Event(
+                    timestamp=_now(),
+                    event=ecs.event_fields(code=_plain_code(event)),
+                    tags=["clavister", TAG_INTERNAL_ERROR],
+                    error=ecs.Error(why),
+                    ecs=ecs.ecs_block(),
+                )
         return out
 
     def _fail_open(self, live: list[ecs.Event], stage: _Stage, impl: _Impl,
@@ -549,6 +584,14 @@ class StageRunner:
                           type(exc).__name__, exc)
         if self.quarantine is not None:
             self.quarantine.close()
+
+
+_check_encoder = msgspec.json.Encoder()
+
+
+def _plain_code(event: ecs.Event) -> str | None:
+    code = getattr(getattr(event, "event", None), "code", None)
+    return code if isinstance(code, str) else None
 
 
 def _bind(impl: pluggy.HookImpl) -> _Impl:

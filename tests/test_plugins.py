@@ -485,3 +485,57 @@ def test_run_applies_the_config(tmp_path, monkeypatch, capsysbinary):
     assert "original" not in out[0]["event"]
     assert json.loads(stats.read_text())["out"] == 3
     assert sys.modules["ikefilter.host"] is host
+
+
+def test_an_unencodable_value_from_a_plugin_fails_only_that_event(caplog):
+    """A plugin that leaves an object in one event: that event comes out tagged, the rest of the
+    batch is written as normal, and every output encodes."""
+
+    class Sloppy:
+        @ikefilter.hookimpl
+        def ikefilter_enrich(self, events):
+            events[1].labels = {"peer": object()}  # no encoder takes a bare object
+
+    p = pipeline(Sloppy())
+    out = p.process_lines(lines(3))
+    encoded = msgspec.json.Encoder().encode_lines(out)
+    docs = [json.loads(line) for line in encoded.splitlines()]
+    assert len(docs) == 3
+    assert "ikefilter_internal_error" in docs[1]["tags"]
+    assert "cannot be encoded" in docs[1]["error"]["message"]
+    assert docs[1]["event"]["code"] == "530"
+    assert "ikefilter_internal_error" not in docs[0]["tags"] + docs[2]["tags"]
+    assert counts_add_up(p)
+    assert sum("cannot be encoded" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_a_slow_plugin_delays_but_loses_and_reorders_nothing(tmp_path):
+    """A site plugin that takes 0.2 s a batch: `ikefilter run` still writes every line, in
+    order, each batch whole, and the counts add up."""
+    import subprocess
+
+    plugin = tmp_path / "slow_site.py"
+    plugin.write_text(textwrap.dedent("""
+        import time
+        import ikefilter
+
+        @ikefilter.hookimpl
+        def ikefilter_enrich(events):
+            time.sleep(0.2)
+            for e in events:
+                e.labels = {"seen": "yes"}
+    """))
+    stats = tmp_path / "stats.json"
+    # several batches: the reader hands over what a 64 KiB read returns
+    data = "".join(LINE.format(n=i % 250 + 1) + "\n" for i in range(2000)).encode()
+    result = subprocess.run(
+        [sys.executable, "-m", "ikefilter", "run", "--plugin", str(plugin), "--stats", str(stats)],
+        input=data, capture_output=True, timeout=120, check=False,
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    docs = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(docs) == 2000
+    assert [d["event"]["original"] for d in docs] == data.decode().splitlines()
+    assert all(d["labels"] == {"seen": "yes"} for d in docs)
+    counted = json.loads(stats.read_text())
+    assert counted["in"] == counted["out"] == 2000
