@@ -270,24 +270,3 @@ def test_every_field_the_structs_can_write_is_in_ecs():
     wrong = {n: (k, ECS_TYPES[n]) for n, k in leaves.items() if ECS_TYPES[n] not in _COMPATIBLE[k]}
     assert wrong == {}
     assert ECS_TYPES["labels"] == "object"
-
-
-# -- the copied data is the ECS data -----------------------------------------------------------
-
-SHARED = DATA.parents[2] / "shared" / "schemas"
-
-
-@pytest.mark.skipif(not (SHARED / "ecs-fields.csv").exists(), reason="no shared ECS table")
-def test_copied_rows_equal_the_shared_table():
-    with open(SHARED / "ecs-fields.csv", newline="") as f:
-        shared = {row["Field"]: row for row in csv.DictReader(f)}
-    with open(DATA / "ecs-fields.csv", newline="") as f:
-        ours = list(csv.DictReader(f))
-    assert ours
-    for row in ours:
-        assert row == shared[row["Field"]]
-    shared_values = json.loads((SHARED / "ecs-allowed-values.json").read_text())
-    for key, values in ALLOWED["allowed_values"].items():
-        assert values == shared_values["allowed_values"][key]
-    assert EXPECTED_TYPES == shared_values["expected_event_types_by_category"]
-    assert ALLOWED["ecs_version"] == shared_values["ecs_version"] == "9.5.0-dev"
