@@ -397,7 +397,7 @@ class NaiveFilter:
         return IP_TEXT.sub(lambda m: self.token(m[0]) if canonical_ip(m[0]) else m[0], text)
 
     def redact(self, doc):
-        """SCHEMA.md: pseudonyms are not IPs, so they move to ``*.address`` and ``related.ip``
+        """Pseudonyms are not IPs, so they move to ``*.address`` and ``related.ip``
         goes; identities, IPs in free text and in ``clavister.extra`` are replaced too."""
         token = self.token
         doc["event"].pop("original", None)

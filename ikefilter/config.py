@@ -1,7 +1,7 @@
 """The site config: one TOML file, decoded into Structs that reject unknown keys.
 
 A typo or a wrong type is a start-up error that names the file, the line when it can be
-found, and the key, never a silent default (ARCHITECTURE.md, "Site config"). Secrets are not
+found, and the key, never a silent default. Secrets are not
 config values: the redaction key is read from the environment variable or file named here.
 ``docs/config.md`` describes every field.
 """
@@ -51,7 +51,7 @@ class Core(_Table):
 
 
 class Redact(_Table):
-    """``[redact]``: the built-in redaction plugin (SCHEMA.md, "Redaction")."""
+    """``[redact]``: the built-in redaction plugin (docs/config.md, `[redact]`)."""
 
     ip: IpMode = "keep"
     identity: IdentityMode = "keep"

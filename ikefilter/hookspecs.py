@@ -6,7 +6,7 @@ in any order: pluggy passes what it asks for by name. A hook name that starts wi
 ``ikefilter_`` but matches no spec is a start-up error.
 
 Setup hooks run once per process. Batch hooks run once per batch of events, never once per
-event: a pluggy call costs more than decoding an event (PERFORMANCE.md). No ``ikefilter``
+event: a pluggy call costs more than decoding an event. No ``ikefilter``
 hook supports ``wrapper``/``hookwrapper`` implementations.
 
 ``docs/plugins.md`` is the guide; ``tests/test_docs.py`` checks that it covers every spec.

@@ -11,7 +11,7 @@ one per process (and tests build one per test). The order is fixed, like tox's:
 and ends with ``check_pending()``: an implementation of a hook that does not exist is a
 start-up error. :class:`StageRunner` is the ``stages`` callable of
 :class:`~ikefilter.pipeline.Pipeline`: enrich, redact, severity, once per batch, with the
-fault policy of ARCHITECTURE.md (enrichment fails open, redaction fails closed).
+fault policy of docs/plugins.md (enrichment fails open, redaction fails closed).
 """
 
 from __future__ import annotations

@@ -293,7 +293,7 @@ class Normalizer:
         self.fast = fast
 
     def severity(self, prio: int | None, pri: int | None, msg: Message | None) -> int | None:
-        """WIRE.md: ``prio`` wins (reversed against syslog in Clavister's dialect), then
+        """The wire wins: ``prio`` (reversed against syslog in Clavister's dialect), then
         the ``<PRI>`` header, then the catalog's default."""
         if prio is not None:
             return 7 - prio if self.severity_dialect == "clavister" else prio
@@ -395,7 +395,7 @@ class Normalizer:
             # No empty {} for a side whose values were all missing or invalid.
             local = ecs.Endpoint(local_ip, local_port) if _any(local_ip, local_port) else None
             remote = ecs.Endpoint(remote_ip, remote_port) if _any(remote_ip, remote_port) else None
-            # SCHEMA.md role rule: the initiator is the source.
+            # The role rule: the initiator is the source.
             if initiator:
                 event.source, event.destination = local, remote
             else:

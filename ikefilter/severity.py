@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-# code -> log.level (SCHEMA.md: lowercase name of the effective severity)
+# code -> log.level (the lowercase name of the effective severity)
 LEVELS = ("emergency", "alert", "critical", "error", "warning", "notice", "information", "debug")
 
 _ALIASES = {

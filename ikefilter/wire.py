@@ -1,4 +1,4 @@
-"""Decode one Clavister log line, in any shape WIRE.md lists, into a :class:`Decoded` record.
+"""Decode one Clavister log line, in any shape README.md lists, into a :class:`Decoded` record.
 
 No ECS knowledge here: header fields, the category list and the ``name=value`` pairs, as text.
 """
@@ -123,7 +123,7 @@ def split_pairs(body: str) -> tuple[dict[str, str], list[str] | None]:
 
 
 def split_pairs_exact(body: str) -> tuple[dict[str, str], list[str] | None]:
-    """The exact splitter: every rule of WIRE.md, one regex match per pair."""
+    """The exact splitter: every rule of the value syntax, one regex match per pair."""
     params: dict[str, str] = {}
     notes = None
     for m in _PAIR.finditer(body):

@@ -16,7 +16,7 @@ IKE_IDS = {
     161, 616, 556, 155, 183, 172, 628, 1060, 803, 1059, 1655, 1664, 770, 737,
 }
 
-# SCHEMA.md, "Severity": the name the catalog writes -> code.
+# Severity: the name the catalog writes -> code.
 SEVERITY_CODES = {
     "Emergency": 0, "Alert": 1, "Critical": 2, "Error": 3, "Warning": 4, "Notice": 5,
     "Information": 6, "Debug": 7,

@@ -26,9 +26,9 @@ EXPECTED_TYPES = ALLOWED["expected_event_types_by_category"]
 # Fields whose content is ours, not ECS's.
 VENDOR_PREFIXES = ("clavister.", "labels.")
 
-# SCHEMA.md combinations of event.category and event.type that ECS does not list as
-# expected. SCHEMA.md is the contract, so for these only the allowed values are checked.
-# None today: every row of SCHEMA.md is also expected by ECS 9.5.
+# Combinations of event.category and event.type that ECS does not list as
+# expected. The output contract rules, so for these only the allowed values are checked.
+# None today: every row of the contract is also expected by ECS 9.5.
 SCHEMA_EXCEPTIONS: set[tuple[tuple[str, ...], str]] = set()
 
 _TEXT = {"keyword", "wildcard", "text", "match_only_text", "constant_keyword"}

@@ -1,4 +1,4 @@
-"""The normalizer against SCHEMA.md: per-message classification, severity, roles, types."""
+"""The normalizer against the output contract: classification, severity, roles, types."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ NET_SESSION = ["network", "session"]
 NET = ["network"]
 HOST = ["host"]
 
-# SCHEMA.md, "Per message": ID -> (event.action, event.category, event.type, event.outcome).
+# The output contract, per message: ID -> (event.action, event.category, event.type, event.outcome).
 # None for the outcome: the row says "none", and no event.outcome is written.
 SCHEMA = {
     530: ("ike-sa-established", NET_SESSION, ["connection", "start"], "success"),
@@ -52,7 +52,7 @@ SCHEMA = {
     770: ("ike-watchdog-restart", HOST, ["info"], "failure"),
 }
 
-# SCHEMA.md, "Severity": code -> log.level.
+# Severity: code -> log.level.
 LEVEL = ["emergency", "alert", "critical", "error", "warning", "notice", "information", "debug"]
 # The reference's default severity names -> code (the catalog default, by message).
 DEFAULT_SEVERITY = {

@@ -1,4 +1,4 @@
-"""The line decoder, on every shape WIRE.md lists, and the pipeline's handling of each."""
+"""The line decoder, on every shape README.md lists, and the pipeline's handling of each."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def doc(pipeline, line):
     return json.loads(msgspec.json.encode(out))
 
 
-# -- verbatim public captures (WIRE.md) --------------------------------------------------------
+# -- verbatim public captures --------------------------------------------------------
 
 KIWI_CONN = (
     "2010-12-15 15:00:25\tLocal0.Info\t192.168.20.254\t[2010-12-15 14:56:37] EFW: CONN: prio=1 "
@@ -286,7 +286,7 @@ def test_unbalanced_quote_is_noted_never_a_crash(pipeline):
     ('x="a\\"', {"x": 'a\\"'}, ["unbalanced quote in x"]),
     ("x=", {"x": ""}, None),
     ("x==", {"x": "="}, None),
-    # Words that are no name= belong to the bare value before them (WIRE.md).
+    # Words that are no name= belong to the bare value before them.
     ('"', {"rev": '1 "'}, None),
     ('""', {"rev": '1 ""'}, None),
     ('="x', {"rev": '1 ="x'}, None),
@@ -438,7 +438,7 @@ def test_pairs_without_header_but_with_id():
     assert d.categories is None and d.pri is None
 
 
-# -- pipeline-wrapped records (WIRE.md, last rule) --------------------------------------------
+# -- pipeline-wrapped records --------------------------------------------
 
 LINE = f"<133>[2026-11-26 10:00:00] EFW: IKE,IPSEC: {IKE_BODY}"
 

@@ -87,7 +87,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_READ_SIZE = 65536  # larger reads were slower (cache), see PERFORMANCE.md
+_READ_SIZE = 65536  # larger reads were slower (cache)
 _HANDSHAKE_FRAME = 64 * 1024
 DEFAULT_FRAME_TIMEOUT = 120.0
 

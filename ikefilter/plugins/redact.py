@@ -1,6 +1,6 @@
 """Built-in redaction, configured by ``[redact]``: a plugin like any site's.
 
-SCHEMA.md "Redaction" is the contract. Two classes of value, each with its own mode:
+docs/config.md, `[redact]`, is the contract. Two classes of value, each with its own mode:
 
 * IP addresses (``ip``): ``keep``, ``mask`` (``0.0.0.0`` / ``::``), ``truncate`` (to
   ``ipv4_prefix`` / ``ipv6_prefix`` bits), ``cryptopan`` (prefix-preserving), ``hmac``

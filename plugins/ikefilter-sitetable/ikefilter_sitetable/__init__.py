@@ -147,7 +147,7 @@ class SiteTable:
 def _endpoints(event, peer: str):
     if peer == "remote":
         ike = event.clavister.ike if event.clavister is not None else None
-        # SCHEMA.md role rule: the initiator is the source, so the peer is the destination.
+        # The role rule: the initiator is the source, so the peer is the destination.
         return (event.destination if ike is not None and ike.initiator else event.source,)
     if peer == "source":
         return (event.source,)
