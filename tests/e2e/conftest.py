@@ -170,6 +170,28 @@ class Daemon:
         self._log.close()
         return self.proc.returncode
 
+    def wait_listening(self, port: int, what: str, timeout: float = 30) -> None:
+        """Wait until ``port`` accepts connections; fail with the daemon's log."""
+        try:
+            wait_for(lambda: port_open(port), timeout, f"{what} to listen", proc=self.proc)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{self.log()}") from None
+
+    def wait_lines(self, path: Path, count: int, timeout: float,
+                   check: Callable[[], None] | None = None) -> None:
+        """Wait until ``path`` has ``count`` lines (``check`` may fail early); fail with the
+        daemon's log."""
+        def done() -> bool:
+            if check is not None:
+                check()
+            return count_lines(path) >= count
+
+        try:
+            wait_for(done, timeout, f"{count} lines in {path.name}", proc=self.proc)
+        except AssertionError as exc:
+            raise AssertionError(
+                f"{exc} (have {count_lines(path)})\n{self.log()[-4000:]}") from None
+
     def __enter__(self) -> Daemon:
         return self
 

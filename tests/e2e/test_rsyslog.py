@@ -24,11 +24,9 @@ from .conftest import (
     cache_dir,
     check_document,
     child_env,
-    count_lines,
     free_port,
     generated,
     ikefilter_command,
-    port_open,
     quoted_example,
     read_json_lines,
     record_throughput,
@@ -79,23 +77,13 @@ class Rsyslog:
         )
 
     def wait_ready(self) -> None:
-        try:
-            wait_for(lambda: port_open(self.port), 30, "rsyslogd to listen",
-                     proc=self.daemon.proc)
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}\n{self.daemon.log()}") from None
+        self.daemon.wait_listening(self.port, "rsyslogd")
 
     def wait_lines(self, path: Path, count: int, timeout: float) -> None:
-        def done() -> bool:
+        def no_invalid_reply() -> None:
             assert "invalid reply" not in self.daemon.log(), self.daemon.log()[-2000:]
-            return count_lines(path) >= count
 
-        try:
-            wait_for(done, timeout,
-                     f"{count} lines in {path.name}", proc=self.daemon.proc)
-        except AssertionError as exc:
-            raise AssertionError(
-                f"{exc} (have {count_lines(path)})\n{self.daemon.log()[-4000:]}") from None
+        self.daemon.wait_lines(path, count, timeout, no_invalid_reply)
 
 
 def test_docs_quote_the_config_the_test_runs():

@@ -20,10 +20,8 @@ from .conftest import (
     apt_install,
     cache_dir,
     check_document,
-    count_lines,
     free_port,
     generated,
-    port_open,
     quoted_example,
     read_json_lines,
     record_throughput,
@@ -31,7 +29,6 @@ from .conftest import (
     render,
     send_tcp,
     send_udp,
-    wait_for,
 )
 
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -83,19 +80,10 @@ class SyslogNg:
         )
 
     def wait_ready(self) -> None:
-        try:
-            wait_for(lambda: port_open(self.port), 30, "syslog-ng to listen",
-                     proc=self.daemon.proc)
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}\n{self.daemon.log()}") from None
+        self.daemon.wait_listening(self.port, "syslog-ng")
 
     def wait_lines(self, path: Path, count: int, timeout: float) -> None:
-        try:
-            wait_for(lambda: count_lines(path) >= count, timeout,
-                     f"{count} lines in {path.name}", proc=self.daemon.proc)
-        except AssertionError as exc:
-            raise AssertionError(
-                f"{exc} (have {count_lines(path)})\n{self.daemon.log()[-4000:]}") from None
+        self.daemon.wait_lines(path, count, timeout)
 
 
 def test_docs_quote_the_config_the_test_runs():
