@@ -23,6 +23,7 @@ import functools
 import hashlib
 import ipaddress
 import os
+import re
 
 __all__ = [
     "AES128",
@@ -359,6 +360,9 @@ def pseudo_ip(key: bytes, addr: str) -> str:
 # ---------------------------------------------------------------------------
 
 
+_ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]{0,63}")
+
+
 def load_key(env: str | None, file: str | None) -> bytes:
     """Read a pseudonymization secret from environment variable ``env`` or ``file``.
 
@@ -374,14 +378,17 @@ def load_key(env: str | None, file: str | None) -> bytes:
         raise ValueError("no pseudonymization key source: set a key environment variable or file")
     problems: list[str] = []
     if env:
+        # A name that is not a conventional (upper-case) variable name may be the key itself,
+        # put where its name belongs: never echo it.
+        shown = env if _ENV_NAME.fullmatch(env) else "named in the config (not shown)"
         raw = os.environ.get(env)
         if raw is None:
-            problems.append(f"environment variable {env} is not set")
+            problems.append(f"environment variable {shown} is not set")
         else:
             value = raw.strip().encode("utf-8", "surrogateescape")
             if value:
                 return value
-            problems.append(f"environment variable {env} is empty")
+            problems.append(f"environment variable {shown} is empty")
     if file:
         try:
             with open(file, "rb") as fh:

@@ -446,3 +446,12 @@ def test_load_key_errors_never_contain_secret(tmp_path, monkeypatch: pytest.Monk
     with pytest.raises(ValueError) as err:
         CryptoPAn(key)
     assert SECRET not in str(err.value)
+
+
+def test_load_key_never_echoes_a_key_put_where_the_variable_name_belongs(monkeypatch) -> None:
+    mistaken = "s3cr3t-Key+value/xyz"
+    monkeypatch.delenv(mistaken, raising=False)
+    with pytest.raises(ValueError) as err:
+        load_key(mistaken, None)
+    assert mistaken not in str(err.value)
+    assert "not set" in str(err.value)
