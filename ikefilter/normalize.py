@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import typing
 from typing import Annotated, Literal
 
 import msgspec
@@ -21,17 +22,6 @@ SeverityDialect = Literal["clavister", "syslog"]
 
 # Wire header keys, kept under clavister.* rather than clavister.extra.
 _HEADER_KEYS = frozenset({"prio", "id", "rev", "event", "action"})
-
-# Every parameter name the IKE chapter uses, mapped below. Any other name goes to
-# clavister.extra as sent.
-KNOWN_PARAMETERS = frozenset({
-    "localip", "localport", "remoteip", "remoteport", "srcip", "srcport", "destip", "destport",
-    "localid", "remoteid", "localikespi", "remoteikespi", "oldlocalikespi", "oldremoteikespi",
-    "initiator", "algorithms", "rekeytime", "reauthtime", "ikeversion", "reason", "iface",
-    "recviface", "inboundspi", "outboundspi", "oldinboundspi", "oldoutboundspi", "proto",
-    "localts", "remotets", "lifetime", "ip", "name", "count", "max", "userid",
-})
-_CONSUMED = _HEADER_KEYS | KNOWN_PARAMETERS
 
 _TRUE = frozenset({"true", "yes", "1", "on"})
 _FALSE = frozenset({"false", "no", "0", "off"})
@@ -207,49 +197,50 @@ class Params(msgspec.Struct, gc=False):
     userid: str | None = None
 
 
+# Every parameter name the IKE chapter uses: a field of Params. Any other name goes to
+# clavister.extra as sent.
+KNOWN_PARAMETERS = frozenset(Params.__struct_fields__) - _HEADER_KEYS
+_CONSUMED = _HEADER_KEYS | KNOWN_PARAMETERS
+
+
+def _text(p: dict[str, str], name: str, probs: _Problems) -> str | None:
+    return _str(p, name)
+
+
+def _port(p: dict[str, str], name: str, probs: _Problems) -> int | None:
+    return _int(p, name, probs, hi=65535)
+
+
+def _prio(p: dict[str, str], name: str, probs: _Problems) -> int | None:
+    return _int(p, name, probs, hi=7)
+
+
+_IP_FIELDS = frozenset({"localip", "remoteip", "srcip", "destip", "ip"})
+
+
+def _exact_typer(name: str, declared: object):
+    """The exact conversion of one Params field, from its declared type (``X | None``)."""
+    if name in _IP_FIELDS:
+        return _ip
+    if name == "prio":
+        return _prio
+    kind = typing.get_args(declared)[0]
+    for known, typer in ((_Port, _port), (_Spi, _spi), (_Count, _int), (bool, _bool),
+                         (str, _text)):
+        if kind is known:
+            return typer
+    raise TypeError(f"Params.{name}: no exact conversion for {kind!r}")
+
+
+_EXACT = {
+    name: _exact_typer(name, declared)
+    for name, declared in typing.get_type_hints(Params, include_extras=True).items()
+}
+
+
 def typed_exact(p: dict[str, str], probs: _Problems) -> Params:
     """Type every known parameter one by one; a value that does not fit goes to extra."""
-    return Params(
-        prio=_int(p, "prio", probs, hi=7),
-        rev=_str(p, "rev"),
-        event=_str(p, "event"),
-        action=_str(p, "action"),
-        localip=_ip(p, "localip", probs),
-        remoteip=_ip(p, "remoteip", probs),
-        localport=_int(p, "localport", probs, hi=65535),
-        remoteport=_int(p, "remoteport", probs, hi=65535),
-        srcip=_ip(p, "srcip", probs),
-        destip=_ip(p, "destip", probs),
-        srcport=_int(p, "srcport", probs, hi=65535),
-        destport=_int(p, "destport", probs, hi=65535),
-        localid=_str(p, "localid"),
-        remoteid=_str(p, "remoteid"),
-        localikespi=_spi(p, "localikespi", probs),
-        remoteikespi=_spi(p, "remoteikespi", probs),
-        oldlocalikespi=_spi(p, "oldlocalikespi", probs),
-        oldremoteikespi=_spi(p, "oldremoteikespi", probs),
-        initiator=_bool(p, "initiator", probs),
-        algorithms=_str(p, "algorithms"),
-        rekeytime=_int(p, "rekeytime", probs),
-        reauthtime=_int(p, "reauthtime", probs),
-        ikeversion=_int(p, "ikeversion", probs),
-        reason=_str(p, "reason"),
-        iface=_str(p, "iface"),
-        recviface=_str(p, "recviface"),
-        inboundspi=_spi(p, "inboundspi", probs),
-        outboundspi=_spi(p, "outboundspi", probs),
-        oldinboundspi=_spi(p, "oldinboundspi", probs),
-        oldoutboundspi=_spi(p, "oldoutboundspi", probs),
-        proto=_str(p, "proto"),
-        localts=_str(p, "localts"),
-        remotets=_str(p, "remotets"),
-        lifetime=_int(p, "lifetime", probs),
-        ip=_ip(p, "ip", probs),
-        name=_str(p, "name"),
-        count=_int(p, "count", probs),
-        max=_int(p, "max", probs),
-        userid=_str(p, "userid"),
-    )
+    return Params(**{name: typed(p, name, probs) for name, typed in _EXACT.items()})
 
 
 _convert = msgspec.convert
