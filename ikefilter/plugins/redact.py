@@ -37,6 +37,24 @@ MASK = "redacted"
 _MASK_IP = {4: "0.0.0.0", 6: "::"}
 _CACHE_MAX = 1 << 15
 
+
+def _remember(cache: dict, key: str, value):
+    """Cache ``value`` under ``key``, emptying the cache when full; returns ``value``."""
+    if len(cache) >= _CACHE_MAX:
+        cache.clear()
+    cache[key] = value
+    return value
+
+
+def _endpoint(ep, ipf) -> None:
+    """Redact ``source`` or ``destination``: a pseudonym that is no IP moves to ``address``."""
+    if ep is not None and ep.ip is not None:
+        value, is_ip = ipf(ep.ip)
+        if is_ip:
+            ep.ip = value
+        else:
+            ep.ip, ep.address = None, value
+
 # Parameter names, as they reach clavister.extra (unknown messages, invalid values).
 IP_PARAMS = frozenset({"localip", "remoteip", "srcip", "destip", "ip"})
 IDENTITY_PARAMS = frozenset({"localid", "remoteid", "userid"})
@@ -110,13 +128,10 @@ class RedactPlugin:
 
     def _ip_cached(self, ip: str) -> tuple[str, bool]:
         """A valid IP's pseudonym and whether it is still an IP."""
-        cache = self._ips
-        hit = cache.get(ip)
+        hit = self._ips.get(ip)
         if hit is None:
-            hit = (ip, True) if self._keep.contains(ip) else self._ip_pseudonym(ip)
-            if len(cache) >= _CACHE_MAX:
-                cache.clear()
-            cache[ip] = hit
+            hit = _remember(self._ips, ip,
+                            (ip, True) if self._keep.contains(ip) else self._ip_pseudonym(ip))
         return hit
 
     def _ip_text(self, raw: str) -> str:
@@ -126,20 +141,14 @@ class RedactPlugin:
             return self._ip_cached(ip)[0]
         hit = self._raw_ips.get(raw)
         if hit is None:
-            hit = keyed_token(self._key, raw, self._length) if self._key else MASK
-            if len(self._raw_ips) >= _CACHE_MAX:
-                self._raw_ips.clear()
-            self._raw_ips[raw] = hit
+            hit = _remember(self._raw_ips, raw,
+                            keyed_token(self._key, raw, self._length) if self._key else MASK)
         return hit
 
     def _id_cached(self, value: str) -> str:
-        cache = self._ids
-        hit = cache.get(value)
+        hit = self._ids.get(value)
         if hit is None:
-            hit = self._id_pseudonym(value)
-            if len(cache) >= _CACHE_MAX:
-                cache.clear()
-            cache[value] = hit
+            hit = _remember(self._ids, value, self._id_pseudonym(value))
         return hit
 
     def _id_as_ip(self, value: str) -> str:
@@ -148,8 +157,7 @@ class RedactPlugin:
 
     def scrub(self, text: str) -> str:
         """Free text with every IP and ``localid=``/``remoteid=``/``userid=`` value replaced."""
-        cache = self._texts
-        hit = cache.get(text)
+        hit = self._texts.get(text)
         if hit is not None:
             return hit
         out = text
@@ -157,10 +165,7 @@ class RedactPlugin:
             out = _ID_PAIR.sub(self._replace_pair, out)
         if self.ip is not None:
             out = _IP_TEXT.sub(self._replace_ip, out)
-        if len(cache) >= _CACHE_MAX:
-            cache.clear()
-        cache[text] = out
-        return out
+        return _remember(self._texts, text, out)
 
     def _selector(self, text: str) -> str:
         """A traffic selector: ``address/length`` (fast path), else any text."""
@@ -196,20 +201,8 @@ class RedactPlugin:
         for ev in events:
             ev.event.original = None
             if ipf is not None:
-                src = ev.source
-                if src is not None and src.ip is not None:
-                    value, is_ip = ipf(src.ip)
-                    if is_ip:
-                        src.ip = value
-                    else:
-                        src.ip, src.address = None, value
-                dst = ev.destination
-                if dst is not None and dst.ip is not None:
-                    value, is_ip = ipf(dst.ip)
-                    if is_ip:
-                        dst.ip = value
-                    else:
-                        dst.ip, dst.address = None, value
+                _endpoint(ev.source, ipf)
+                _endpoint(ev.destination, ipf)
                 obs = ev.observer
                 if obs is not None and obs.hostname is not None:
                     host = valid_ip(obs.hostname)
