@@ -171,6 +171,24 @@ class Event(_S, rename={"timestamp": "@timestamp"}):
     ecs: Ecs | None = None
     labels: dict[str, str] | None = None
 
+    def endpoints(self, which: str = "remote") -> tuple[Endpoint | None, ...]:
+        """``source`` and/or ``destination`` by role, for plugins that look up peers.
+
+        ``remote`` is the other IKE peer: the destination when this firewall initiated
+        (``clavister.ike.initiator`` true), else the source. ``source``, ``destination``, or
+        ``both`` (source then destination). Items may be None.
+        """
+        if which == "remote":
+            ike = self.clavister.ike if self.clavister is not None else None
+            return (self.destination if ike is not None and ike.initiator else self.source,)
+        if which == "source":
+            return (self.source,)
+        if which == "destination":
+            return (self.destination,)
+        if which == "both":
+            return (self.source, self.destination)
+        raise ValueError(f"which: expected remote, source, destination or both, not {which!r}")
+
     def tag(self, *names: str) -> None:
         """Add tags, once each."""
         tags = self.tags if self.tags is not None else []

@@ -10,7 +10,7 @@ from conftest import reference_entries
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ikefilter import ecs
+from ikefilter import catalog, ecs, wire
 from ikefilter.normalize import KNOWN_PARAMETERS, Normalizer
 from ikefilter.pipeline import Pipeline
 from ikefilter.wire import Decoded
@@ -464,3 +464,17 @@ def test_fast_typing_equals_exact_typing(cat, ident, params, pri):
     fast = Normalizer(cat).normalize(d, NOW)
     exact = Normalizer(cat, fast=False).normalize(d, NOW)
     assert enc(fast) == enc(exact)
+
+
+@pytest.mark.parametrize("initiator", ["true", "false", None])
+def test_endpoints_by_role_find_the_remote_peer(initiator):
+    """Whichever side the role rule makes the remote peer, endpoints("remote") finds it."""
+    line = "prio=2 id=530 localip=203.0.113.1 remoteip=81.2.3.4"
+    if initiator is not None:
+        line += f" initiator={initiator}"
+    event = Normalizer(catalog.load()).normalize(wire.decode_line(line), "2026-11-26T10:00:00Z")
+    [peer] = event.endpoints("remote")
+    assert peer.ip == "81.2.3.4"
+    assert [e.ip for e in event.endpoints("both")] == [event.source.ip, event.destination.ip]
+    with pytest.raises(ValueError):
+        event.endpoints("sideways")

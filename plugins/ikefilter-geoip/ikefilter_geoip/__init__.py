@@ -142,7 +142,7 @@ class GeoIP:
             return
         lookup, peer = self.lookup, self.peer
         for event in events:
-            for endpoint in _endpoints(event, peer):
+            for endpoint in event.endpoints(peer):
                 if endpoint is None or endpoint.ip is None:
                     continue
                 geo, asn = lookup(endpoint.ip)
@@ -160,18 +160,6 @@ class GeoIP:
         for reader in self.readers:
             reader.close()
         self.readers = []
-
-
-def _endpoints(event, peer: str):
-    if peer == "remote":
-        ike = event.clavister.ike if event.clavister is not None else None
-        # The role rule: the initiator is the source, so the peer is the destination.
-        return (event.destination if ike is not None and ike.initiator else event.source,)
-    if peer == "source":
-        return (event.source,)
-    if peer == "destination":
-        return (event.destination,)
-    return (event.source, event.destination)
 
 
 plugin = GeoIP()
