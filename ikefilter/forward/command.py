@@ -160,7 +160,7 @@ def cmd_forward(args: argparse.Namespace) -> int:
         "shared_key": _secret(args.shared_key_env, args.shared_key_file, "--shared-key"),
         "upstream_shared_key": _secret(args.upstream_shared_key_env,
                                        args.upstream_shared_key_file, "--upstream-shared-key"),
-        "tag": args.tag,
+        "tag_rewrite": args.tag,
         "idle_timeout": args.idle_timeout if args.idle_timeout > 0 else None,
         "frame_timeout": args.frame_timeout if args.frame_timeout > 0 else None,
         "drain_timeout": max(args.drain_timeout, 0.0),

@@ -25,8 +25,8 @@ Parameters of :func:`serve`, :func:`run` and :class:`ForwardServer`:
   :class:`~ikefilter.forward.upstream.UpstreamClient`.
 - ``shared_key``: require the shared-key handshake from clients (``None``: no handshake).
 - ``upstream_shared_key``: shared key the next hop asks for, if any.
-- ``tag``: replace every tag sent upstream by this one; or ``tag_rewrite``, a ``str`` or a
-  callable ``old_tag -> new_tag`` (:class:`ForwardServer` only).
+- ``tag_rewrite``: the tag sent upstream: a ``str`` replacing every tag, or a callable
+  ``old_tag -> new_tag`` (default: as received).
 - ``max_frame``: largest frame accepted, in bytes; a larger one closes that connection.
 - ``max_decompressed``: largest gzip-decompressed entries of one frame, in bytes.
 - ``idle_timeout``: seconds a connection may stay silent before it is closed.
@@ -39,6 +39,7 @@ Parameters of :func:`serve`, :func:`run` and :class:`ForwardServer`:
   against the system CAs, or ``upstream_ca`` (a PEM file) when given; an
   :class:`ssl.SSLContext` is used as it is.
 - ``drain_timeout``: seconds allowed on shutdown for in-flight frames to finish.
+- ``reuse_port``: share the port with other processes (SO_REUSEPORT), for several workers.
 """
 
 from __future__ import annotations
@@ -541,50 +542,19 @@ def _runs_by_tag(frames: Sequence[Frame]) -> list[tuple[str, list[Any], int]]:
 async def serve(
     processor: Processor,
     *,
-    listen: tuple[str, int] = ("127.0.0.1", 24224),
-    output: Output | None = None,
-    upstream: tuple[str, int] | None = None,
-    shared_key: str | bytes | None = None,
-    upstream_shared_key: str | bytes | None = None,
-    tag: str | None = None,
-    max_frame: int = DEFAULT_MAX_FRAME,
-    max_decompressed: int = DEFAULT_MAX_DECOMPRESSED,
-    idle_timeout: float | None = 300.0,
-    frame_timeout: float | None = DEFAULT_FRAME_TIMEOUT,
-    drain_timeout: float = 30.0,
-    tls_cert: str | os.PathLike | None = None,
-    tls_key: str | os.PathLike | None = None,
-    upstream_tls: bool | ssl.SSLContext = False,
-    upstream_ca: str | os.PathLike | None = None,
-    reuse_port: bool = False,
     stop: asyncio.Event | None = None,
     handle_signals: bool = True,
+    **options: Any,
 ) -> ForwardStats:
-    """Run a forward server until SIGTERM/SIGINT (or ``stop`` is set); return its counters.
+    """Run a :class:`ForwardServer` until SIGTERM/SIGINT (or ``stop`` is set); return its
+    counters.
 
-    See the module docstring for the parameters. ``stop`` lets a caller end the server
-    without a signal; ``handle_signals=False`` leaves the process's signal handlers alone.
+    ``options`` are :class:`ForwardServer`'s (see the module docstring). ``stop`` lets a
+    caller end the server without a signal; ``handle_signals=False`` leaves the process's
+    signal handlers alone.
     """
     stop = stop or asyncio.Event()
-    server = ForwardServer(
-        processor,
-        listen,
-        output,
-        upstream,
-        shared_key=shared_key,
-        upstream_shared_key=upstream_shared_key,
-        max_frame=max_frame,
-        max_decompressed=max_decompressed,
-        idle_timeout=idle_timeout,
-        frame_timeout=frame_timeout,
-        drain_timeout=drain_timeout,
-        tag_rewrite=tag,
-        tls_cert=tls_cert,
-        tls_key=tls_key,
-        upstream_tls=upstream_tls,
-        upstream_ca=upstream_ca,
-        reuse_port=reuse_port,
-    )
+    server = ForwardServer(processor, **options)
     loop = asyncio.get_running_loop()
     installed = []
     if handle_signals:
