@@ -22,7 +22,7 @@ from typing import BinaryIO
 
 import msgspec
 
-from .forward.protocol import FrameError, walk
+from .forward.protocol import FrameError, array_prefix, walk
 from .lines import CHUNK, iter_batches, whole_batch
 from .pipeline import Pipeline
 
@@ -67,14 +67,6 @@ def object_ends(buf: bytes, max_object: int = MAX_OBJECT) -> list[int]:
     return ends
 
 
-def _array_header(count: int) -> bytes:
-    if count < 16:
-        return bytes((0x90 | count,))
-    if count < 0x10000:
-        return b"\xdc" + count.to_bytes(2, "big")
-    return b"\xdd" + count.to_bytes(4, "big")
-
-
 class _Undecodable:
     """Stands for an object msgspec could not decode; the pipeline tags it a parse failure."""
 
@@ -113,7 +105,7 @@ def iter_records(stream: BinaryIO, chunk: int = CHUNK,
             rest = buf[end:]
             body = buf[:end] if end < len(buf) else buf
             try:
-                objects = decoder.decode(_array_header(len(ends)) + body)
+                objects = decoder.decode(array_prefix(len(ends)) + body)
             except (msgspec.DecodeError, UnicodeDecodeError):
                 objects = _decode_each(decoder, body, ends)
             yield _records(objects)
@@ -158,15 +150,6 @@ def _text_values(record: dict) -> dict:
     return record
 
 
-def _strip_array_header(packed: bytes) -> bytes:
-    first = packed[0]
-    if first == 0xDC:
-        return packed[3:]
-    if first == 0xDD:
-        return packed[5:]
-    return packed[1:]
-
-
 def run(pipeline: Pipeline, source: BinaryIO, out: BinaryIO, *,
         input_format: str = "msgpack", output_format: str = "msgpack") -> None:
     """Filter ``source`` to ``out``; either side may be msgpack maps or JSON lines.
@@ -192,7 +175,8 @@ def run(pipeline: Pipeline, source: BinaryIO, out: BinaryIO, *,
                 results = [r for r in process(batch) if r is not None]
                 if results:
                     if msgpack_out:
-                        write(_strip_array_header(encode(results)))
+                        # maps back to back: the batch encoded as one array, less its header
+                        write(encode(results)[len(array_prefix(len(results))):])
                     else:
                         write(json_encoder.encode_lines(results))
                     flush()

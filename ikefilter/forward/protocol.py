@@ -463,7 +463,8 @@ def _gunzip(data: bytes | memoryview, limit: int) -> bytes:
     return b"".join(parts)
 
 
-def _array_prefix(count: int) -> bytes:
+def array_prefix(count: int) -> bytes:
+    """The msgpack array header for ``count`` items."""
     if count < 16:
         return bytes((0x90 | count,))
     if count < 0x10000:
@@ -482,11 +483,11 @@ def _decode_entries(payload: bytes | memoryview, size_hint: int | None) -> list:
         return []
     if size_hint is not None and size_hint > 0:
         try:
-            return _decoder.decode(_array_prefix(size_hint) + payload)
+            return _decoder.decode(array_prefix(size_hint) + payload)
         except (UnicodeDecodeError, msgspec.DecodeError):
             pass
     try:
-        return _decoder.decode(_array_prefix(count_objects(payload)) + payload)
+        return _decoder.decode(array_prefix(count_objects(payload)) + payload)
     except UnicodeDecodeError:
         return _decode_entries_one_by_one(memoryview(payload))
     except msgspec.DecodeError as exc:
@@ -698,7 +699,7 @@ def pack_entries(times: Sequence[Any], records: Sequence[Any]) -> tuple[bytes, i
         return b"", 0
     # msgspec encodes the whole list in C; the array header is cut off afterwards
     encoded = _encoder.encode(entries)
-    return encoded[len(_array_prefix(len(entries))) :], len(entries)
+    return encoded[len(array_prefix(len(entries))) :], len(entries)
 
 
 def encode_packed_forward(tag: str, payload: bytes, chunk: str, size: int) -> bytes:
