@@ -384,8 +384,3 @@ def _too_deep(text: str, limit: int) -> bool:
 
 def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit]
-
-
-def encode_json_lines(items: list[Output], encoder: msgspec.json.Encoder) -> bytes:
-    """Encode the written items (``None`` skipped) as JSON lines."""
-    return encoder.encode_lines([item for item in items if item is not None])
