@@ -28,6 +28,7 @@ _FALSE = frozenset({"false", "no", "0", "off"})
 _HEX = frozenset("0123456789abcdef")
 
 _ip_cache: dict[str, str | None] = {}
+_MISS = object()
 _IP_CACHE_MAX = 65536
 # Longer than any address with brackets, an IPv4 tail and some padding.
 _IP_TEXT_MAX = 64
@@ -42,20 +43,20 @@ _is_ipv4 = _IPV4.fullmatch
 
 def valid_ip(text: str) -> str | None:
     """The canonical text of an IP address, or None when ``text`` is not one. Cached."""
-    try:
-        return _ip_cache[text]
-    except KeyError:
-        pass
+    value = _ip_cache.get(text, _MISS)
+    if value is not _MISS:
+        return value  # type: ignore[return-value]
     if len(text) > _IP_TEXT_MAX:
         return None  # never an address, and never a cache key (65536 long keys: gigabytes)
     if _is_ipv4(text) is not None:
-        return text
-    try:
-        value: str | None = str(ipaddress.ip_address(text.strip().strip("[]")))
-    except ValueError:
-        value = None
-    if value is not None and "%" in value:
-        value = None  # an IPv6 zone index (fe80::1%eth0): an ECS ip field rejects it
+        value = text
+    else:
+        try:
+            value = str(ipaddress.ip_address(text.strip().strip("[]")))
+        except ValueError:
+            value = None
+        if value is not None and "%" in value:
+            value = None  # an IPv6 zone index (fe80::1%eth0): an ECS ip field rejects it
     if len(_ip_cache) >= _IP_CACHE_MAX:
         _ip_cache.clear()
     _ip_cache[text] = value
@@ -91,12 +92,14 @@ LONG_MAX = 2**63 - 1
 
 
 def _int(p: dict[str, str], name: str, probs: _Problems, hi: int = LONG_MAX) -> int | None:
+    """An integer as msgspec reads one from text, so that both paths agree: JSON number
+    syntax with an integral value ("500", "5e2"), never " 500", "+5" or "0500"."""
     raw = p.get(name)
     if not raw:
         return None
     try:
-        value = int(raw)
-    except (TypeError, ValueError):
+        value = _convert(raw, int, strict=False)
+    except msgspec.ValidationError:
         probs.bad(name, raw, "not an integer")
         return None
     if value < 0 or value > hi:
@@ -105,6 +108,7 @@ def _int(p: dict[str, str], name: str, probs: _Problems, hi: int = LONG_MAX) -> 
     return value
 
 
+_convert = msgspec.convert
 _is_spi = re.compile(r"[0-9a-f]+").fullmatch
 
 
@@ -243,11 +247,6 @@ def typed_exact(p: dict[str, str], probs: _Problems) -> Params:
     return Params(**{name: typed(p, name, probs) for name, typed in _EXACT.items()})
 
 
-_convert = msgspec.convert
-_INT_PARAMS = frozenset({
-    "prio", "localport", "remoteport", "srcport", "destport", "rekeytime", "reauthtime",
-    "ikeversion", "lifetime", "count", "max",
-})
 
 
 def typed_fast(p: dict[str, str]) -> Params | None:
@@ -258,9 +257,6 @@ def typed_fast(p: dict[str, str]) -> Params | None:
         t = _convert(p, Params, strict=False)
     except msgspec.ValidationError:
         return None
-    for name in _INT_PARAMS.intersection(p):
-        if not p[name].isdigit():
-            return None  # msgspec also reads "5e2" and "500.0" as ints; int() does not
     for ip in (t.localip, t.remoteip, t.srcip, t.destip, t.ip):
         if ip is not None and (not ip or valid_ip(ip) != ip):
             return None

@@ -24,21 +24,15 @@ import msgspec
 from . import ecs
 from .catalog import Catalog
 from .catalog import load as load_catalog
+from .fastlane import Lane
 from .normalize import Normalizer, SeverityDialect
-from .wire import Decoded, NotClavister, Undecodable, decode_line, utc_iso
+from .record import DEFAULT_SOURCE_KEYS, RECORD_META, record_host, record_pri, record_time
+from .wire import Decoded, NotClavister, Undecodable, decode_line
 
 log = logging.getLogger("ikefilter")
 
 NonClavisterPolicy = Literal["pass", "tag", "drop"]
 Output = Any  # ecs.Event | dict | None
-
-# Where a shipper puts the raw line, in the order they are tried (Fluent Bit/Fluentd `log`,
-# Logstash/Vector `message`, rsyslog `rawmsg`, syslog-ng `MESSAGE`, rsyslog `msg`).
-DEFAULT_SOURCE_KEYS = ("log", "message", "rawmsg", "MESSAGE", "msg")
-_TIME_KEYS = ("@timestamp", "timestamp", "time", "timereported", "DATE")
-_HOST_KEYS = ("host", "hostname", "HOST", "fromhost")
-# Keys a shipper adds to a record whose pairs it already split; not Clavister parameters.
-_RECORD_META = frozenset(_TIME_KEYS + _HOST_KEYS + ("tag", "source", "pri", "severity", "facility"))
 
 DEFAULT_MAX_LINE = 64 * 1024
 DEFAULT_MAX_DEPTH = 32
@@ -83,11 +77,14 @@ class Pipeline:
         keep_original: bool = True,
         max_line: int = DEFAULT_MAX_LINE,
         max_depth: int = DEFAULT_MAX_DEPTH,
+        fast: bool = True,
     ):
         """:param max_line: longest line kept whole, in bytes (characters for ``str``
             lines and for a record's line); a longer one is cut to it and tagged.
         :param max_depth: deepest nesting of a JSON record line; a deeper one is a parse
             failure (``ikefilter_parse_failure``), never decoded.
+        :param fast: take the batch fast path (:mod:`ikefilter.fastlane`) for the lines it
+            can decode exactly; off, every line takes the per-line path (same output).
         """
         if max_line < 1 or max_depth < 1:
             raise ValueError("max_line and max_depth must be at least 1")
@@ -101,20 +98,29 @@ class Pipeline:
         self.stats = Stats()
         self._faults_logged: set[str] = set()
         self._record_decoder = msgspec.json.Decoder(dict)
+        self._records_decoder = msgspec.json.Decoder(list[dict])
         self._json_encoder = msgspec.json.Encoder()
+        self.lane = Lane(self.normalizer) if fast else None
+        # A record is read as split pairs only where no source key could be a parameter.
+        self._split_lane = self.lane is not None and not (
+            set(self.source_keys) & self.lane.record_keys)
 
     # -- entry points -----------------------------------------------------------------------
 
     def process_lines(self, lines: list[bytes] | list[str]) -> list[Output]:
         """Process one batch of lines (no newline). Text lines and JSON records may mix."""
         now = _now()
-        out: list[Output] = []
-        append = out.append
-        for line in lines:
-            try:
-                append(self._from_line(line, now))
-            except Exception as exc:  # one line never stops the batch
-                append(self._fault(line, exc, now))
+        out = self._fast(self._lane_lines, lines, now)
+        if out is None:
+            out = [None] * len(lines)
+        if None in out:
+            for i, item in enumerate(out):
+                if item is None:
+                    line = lines[i]
+                    try:
+                        out[i] = self._from_line(line, now)
+                    except Exception as exc:  # one line never stops the batch
+                        out[i] = self._fault(line, exc, now)
         return self._finish(out)
 
     def process_records(
@@ -126,19 +132,102 @@ class Pipeline:
             ``records``: used for an event whose line and record carry no time of their own.
         """
         now = _now()
-        out: list[Output] = []
-        append = out.append
-        for i, r in enumerate(records):
-            when = (times[i] or now) if times is not None else now
-            try:
-                if isinstance(r, dict):
-                    append(self._from_record(r, when, None))
-                else:
-                    append(self._failure(_cut(repr(r), self.max_line), "record is not a mapping",
-                                         when))
-            except Exception as exc:
-                append(self._fault(r, exc, when))
+        out = self._fast(self._lane_records, records, now, times)
+        if out is None:
+            out = [None] * len(records)
+        if None in out:
+            for i, item in enumerate(out):
+                if item is not None:
+                    continue
+                r = records[i]
+                when = (times[i] or now) if times is not None else now
+                try:
+                    if isinstance(r, dict):
+                        out[i] = self._from_record(r, when, None)
+                    else:
+                        out[i] = self._failure(_cut(repr(r), self.max_line),
+                                               "record is not a mapping", when)
+                except Exception as exc:
+                    out[i] = self._fault(r, exc, when)
         return self._finish(out)
+
+    # -- the batch fast path ----------------------------------------------------------------
+
+    def _fast(self, take: Callable, *args) -> list | None:
+        """The events the fast path could take (None for each of the others), or None."""
+        if self.lane is None:
+            return None
+        try:
+            return take(*args)
+        except Exception as exc:  # never lose a batch to it: the exact path takes them all
+            kind = f"fast path {type(exc).__name__}"
+            if kind not in self._faults_logged:
+                self._faults_logged.add(kind)
+                log.error("the fast path raised %s; its batches take the exact path "
+                          "(logged once)", type(exc).__name__)
+            log.debug("traceback of the fast path", exc_info=exc)
+            return None
+
+    def _lane_lines(self, lines: list[bytes] | list[str], now: str) -> list | None:
+        if not lines or max(map(len, lines)) > self.max_line:
+            return None
+        first = lines[0]
+        text = (b"\n".join(lines).decode("utf-8", "replace") if isinstance(first, bytes)
+                else "\n".join(lines))
+        if "\r" in text:
+            text = text.replace("\r\n", "\n")
+            if text.endswith("\r"):
+                text = text[:-1]
+        texts = text.split("\n")
+        if len(texts) != len(lines):
+            return None
+        out = self.lane.lines(texts, now)
+        if "{" in text:
+            self._lane_json(texts, out, now)
+        return out
+
+    def _lane_json(self, texts: list[str], out: list, now: str) -> None:
+        """JSON records among the lines: split pairs, or a line under a source key."""
+        depth = self.max_depth
+        split, wrapped = [], []
+        for i, t in enumerate(texts):
+            if out[i] is None and t[:1] == "{" and t.count("{") + t.count("[") <= depth:
+                (split if '"id":' in t else wrapped).append(i)
+        if split and self._split_lane:
+            for i, event in zip(split, self.lane.split_records([texts[i] for i in split], now),
+                                strict=True):
+                out[i] = event
+        if wrapped:
+            try:
+                records = self._records_decoder.decode(
+                    "[" + ",".join([texts[i] for i in wrapped]) + "]")
+            except (msgspec.DecodeError, RecursionError):
+                return
+            for i, event in zip(wrapped, self._lane_records(records, now), strict=True):
+                out[i] = event
+
+    def _lane_records(self, records: list, now: str, times: list | None = None) -> list:
+        out: list = [None] * len(records)
+        index, lines, taken, when = [], [], [], []
+        keys, limit = self.source_keys, self.max_line
+        for i, r in enumerate(records):
+            if type(r) is not dict:
+                continue
+            for key in keys:
+                value = r.get(key)
+                if isinstance(value, str):
+                    if len(value) <= limit and "\n" not in value:
+                        index.append(i)
+                        lines.append(value)
+                        taken.append(r)
+                        if times is not None:
+                            when.append(times[i])
+                    break
+        if index:
+            events = self.lane.lines(lines, now, taken, when if times is not None else None)
+            for i, event in zip(index, events, strict=True):
+                out[i] = event
+        return out
 
     # -- per record -------------------------------------------------------------------------
 
@@ -235,12 +324,12 @@ class Pipeline:
             params = {
                 k: v if isinstance(v, str) else self._json_encoder.encode(v).decode()
                 for k, v in record.items()
-                if k not in _RECORD_META and v is not None
+                if k not in RECORD_META and v is not None
             }
             original = text if text is not None else self._json_encoder.encode(record).decode()
             decoded = Decoded(
-                original, params, time=_record_time(record), host=_first_str(record, _HOST_KEYS),
-                pri=_record_pri(record),
+                original, params, time=record_time(record), host=record_host(record),
+                pri=record_pri(record),
             )
         else:
             why = "no Clavister line in the record"
@@ -259,11 +348,11 @@ class Pipeline:
         except Undecodable as exc:
             return self._failure(line, str(exc), now)
         if decoded.time is None:
-            decoded.time = _record_time(record)
+            decoded.time = record_time(record)
         if decoded.host is None:
-            decoded.host = _first_str(record, _HOST_KEYS)
+            decoded.host = record_host(record)
         if decoded.pri is None:
-            decoded.pri = _record_pri(record)
+            decoded.pri = record_pri(record)
         return self.normalizer.normalize(decoded, now)
 
     def _failure(self, original: str, why: str, now: str) -> ecs.Event:
@@ -337,28 +426,6 @@ def _failure_tagged(tags: list[str]) -> bool:
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _first_str(record: dict, keys: tuple[str, ...]) -> str | None:
-    for key in keys:
-        value = record.get(key)
-        if isinstance(value, str) and value:
-            return value
-    return None
-
-
-def _record_time(record: dict) -> str | None:
-    value = _first_str(record, _TIME_KEYS)
-    return utc_iso(value) if value is not None else None
-
-
-def _record_pri(record: dict) -> int | None:
-    value = record.get("pri")
-    try:
-        pri = int(value) if value is not None else None
-    except (TypeError, ValueError, OverflowError):  # OverflowError: an infinite float
-        return None
-    return pri if pri is not None and 0 <= pri < 192 else None
 
 
 # Strings skipped whole, so a bracket inside one is not nesting. An unterminated string

@@ -512,7 +512,7 @@ def test_run_with_a_small_limit(batch, sizes, max_line):
 
 
 def test_a_line_that_raises_is_kept_tagged_and_counted(monkeypatch):
-    p = Pipeline(_CATALOG)
+    p = Pipeline(_CATALOG, fast=False)
     real = p.normalizer.normalize
 
     def flaky(decoded, now):

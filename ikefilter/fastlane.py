@@ -1,0 +1,388 @@
+"""The batch fast path: a whole batch decoded by C-level primitives, then one builder per message.
+
+One regex pass over the batch text finds every line's header. The ``name=value`` pairs of
+all the bodies are rewritten into one JSON array that msgspec decodes, typed, into
+per-message Structs (a union tagged on ``id``) in a single call; a record whose pairs a
+shipper already split is decoded the same way. Each message has its own builder, generated
+from its catalog parameters, so the Python run per event is only what that message needs.
+
+Whatever this path could get wrong it refuses, and the line takes the exact per-line path
+(:func:`~ikefilter.wire.decode_line` and :meth:`~ikefilter.normalize.Normalizer.normalize`):
+an escape, a bracket, non-ASCII text, an unknown ID or parameter, a value that does not fit
+its type, an address not in canonical form, a time that is not a real one. The two paths
+write the same bytes: ``tests/test_fastlane.py`` checks it over the generated corpus and
+over generated hostile values.
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+import re
+import typing
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Annotated, Any
+
+import msgspec
+
+from . import ecs
+from .catalog import Message
+from .normalize import Normalizer, Params, valid_ip
+from .record import HOST_KEYS, RECORD_META, TIME_KEYS, pri_of, record_host, record_pri, record_time
+from .severity import LEVELS
+from .wire import HEADER_PATTERN, header_fields, utc_iso
+
+# One match per line, always: the header and the rest of the line, or the line unmatched
+# (``cats`` empty).
+_LINES = re.compile(rf"^(?:{HEADER_PATTERN}(?P<body>[^\n]*)|[^\n]*)$", re.X | re.M)
+_CATS, _BODY = 9, 10
+
+_NOT_AFTER_CLOSE = re.compile("\0[^ \n\0]")
+# An ID with leading zeros names the same message: the tag is the canonical number.
+_ID_ZEROS = re.compile(r'(?<="id":")0+(?=[0-9])')
+
+# A canonical IPv4 address, or text that may be IPv6 (checked by the builder).
+# Addresses and SPIs are decoded as text and checked by the builders: a pattern on the
+# Struct field costs a Python regex call per value inside the decode, four times the time.
+_IP_PARAMS = frozenset({"localip", "remoteip", "srcip", "destip", "ip"})
+_SPI_PARAMS = frozenset(name for name in Params.__struct_fields__ if name.endswith("spi"))
+HEX = "0123456789abcdef"
+_HEADER_PARAMS = ("prio", "rev", "event", "action")
+_Scalar = str | int | float | bool | None
+
+_PARAM_TYPES = typing.get_type_hints(Params, include_extras=True)
+
+
+def _base_type(declared: Any) -> Any:
+    """``int`` for ``Annotated[int, ...] | None``."""
+    kind = typing.get_args(declared)[0]
+    return typing.get_args(kind)[0] if typing.get_origin(kind) is Annotated else kind
+
+
+_META_ATTRS = {key: "m_" + key.replace("@", "at_") for key in RECORD_META}
+_TIME_ATTRS = tuple(_META_ATTRS[key] for key in TIME_KEYS)
+_HOST_ATTRS = tuple(_META_ATTRS[key] for key in HOST_KEYS)
+
+
+class Refused(Exception):
+    """A value the fast path does not write exactly as the exact path would."""
+
+
+def _message_struct(msg: Message, meta: bool, build: Callable) -> type:
+    names = list(dict.fromkeys(_HEADER_PARAMS + tuple(msg.parameters)))
+    fields: list[tuple[str, Any, Any]] = [
+        (name, str | None if name in _IP_PARAMS | _SPI_PARAMS else _PARAM_TYPES[name], None)
+        for name in names
+    ]
+    rename = None
+    if meta:
+        # A record's own keys: read for time, host and PRI, never parameters.
+        rename = {_META_ATTRS[key]: key for key in RECORD_META}
+        fields += [(_META_ATTRS[key], _Scalar, None) for key in sorted(RECORD_META)]
+    return msgspec.defstruct(
+        f"Message{msg.id}", fields, tag_field="id", tag=str(msg.id), rename=rename,
+        forbid_unknown_fields=True, gc=False, namespace={"build": build},
+    )
+
+
+# -- the per-message builders -------------------------------------------------------------------
+#
+# Each builder is the exact path's ``Normalizer.normalize`` for one message, specialized to
+# the parameters that message can carry. The source is assembled from the sections below;
+# parameters the message does not have are the constant None.
+
+_IKE = ("localid", "remoteid", "localikespi", "remoteikespi", "oldlocalikespi",
+        "oldremoteikespi", "initiator", "algorithms", "ikeversion", "rekeytime", "reauthtime")
+_IPSEC = ("inboundspi", "outboundspi", "oldinboundspi", "oldoutboundspi", "proto", "localts",
+          "remotets", "lifetime")
+_POOL = ("name", "ip", "count")
+# Parameters written only when not empty (the exact path's ``value or None``).
+_OR_NONE = frozenset({"rev", "event", "action", "reason", "iface", "recviface", "proto",
+                      "localts", "remotets", "algorithms", "userid", "localid", "remoteid",
+                      "name", *_IP_PARAMS, *_SPI_PARAMS})
+
+
+def _some(names: tuple[str, ...], has: set[str]) -> str:
+    """Python for "any of ``names`` is not None", over the ones the message has."""
+    return " or ".join(f"{n} is not None" for n in names if n in has) or "False"
+
+
+def _distinct(var: str, names: list[str]) -> str:
+    """Python setting ``var`` to the distinct non-None values of ``names`` in order, or None."""
+    if not names:
+        return f"    {var} = None"
+    if len(names) == 1:
+        return f"    {var} = [{names[0]}] if {names[0]} is not None else None"
+    if len(names) == 2:
+        a, b = names
+        return (f"    if {a} is not None:\n"
+                f"        {var} = [{a}] if {b} is None or {b} == {a} else [{a}, {b}]\n"
+                f"    else:\n"
+                f"        {var} = [{b}] if {b} is not None else None")
+    return (f"    {var} = list(dict.fromkeys(x for x in ({', '.join(names)}) if x is not None))"
+            " or None")
+
+
+def _builder_source(msg: Message, dialect: str, keep_original: bool) -> str:
+    has = set(_HEADER_PARAMS) | set(msg.parameters)
+    lines = ["def build(p, pri, time, cats, host, original, now):"]
+    for name in sorted(Params.__struct_fields__):
+        if name not in has:
+            lines.append(f"    {name} = None")
+        elif name in _OR_NONE:
+            lines.append(f"    {name} = p.{name} or None")
+        else:
+            lines.append(f"    {name} = p.{name}")
+    # What the exact path would rewrite or refuse: a non-canonical address or SPI.
+    for name in sorted(has & _IP_PARAMS):
+        lines.append(f"    if {name} is not None and valid_ip({name}) != {name}:")
+        lines.append("        raise Refused")
+    for name in sorted(has & _SPI_PARAMS):
+        lines.append(f"    if {name} is not None and {name}.strip(HEX):")
+        lines.append("        raise Refused")
+
+    reversed_prio = "7 - prio" if dialect == "clavister" else "prio"
+    lines.append(f"    sev = {reversed_prio} if prio is not None else "
+                 f"(pri & 7 if pri is not None else {msg.severity_code})")
+    lines.append("    if pri is None:")
+    lines.append("        log = Log(LEVELS[sev])")
+    lines.append("    else:")
+    lines.append("        fac, psev = divmod(pri, 8)")
+    lines.append("        log = Log(LEVELS[sev], Syslog(pri, SyslogCode(fac), "
+                 "SyslogCode(psev, LEVELS[psev])))")
+
+    ips = [n for n in ("localip", "remoteip", "srcip", "destip", "ip") if n in has]
+    lines.append(_distinct("related_ips", ips))
+    lines.append(_distinct("users", [n for n in ("userid", "localid", "remoteid") if n in has]))
+    lines.append("    related = Related(related_ips, users) "
+                 "if related_ips is not None or users is not None else None")
+
+    # The role rule: the initiator is the source.
+    local_remote = _some(("localip", "remoteip", "localport", "remoteport"), has)
+    src_dst = _some(("srcip", "srcport", "destip", "destport"), has)
+    split = [
+        f"source = Endpoint(srcip, srcport) if {_some(('srcip', 'srcport'), has)} else None",
+        f"destination = Endpoint(destip, destport) if {_some(('destip', 'destport'), has)} "
+        "else None",
+    ] if src_dst != "False" else ["source = destination = None"]
+    if local_remote != "False":
+        lines += [
+            f"    if {local_remote}:",
+            f"        local = Endpoint(localip, localport) "
+            f"if {_some(('localip', 'localport'), has)} else None",
+            f"        remote = Endpoint(remoteip, remoteport) "
+            f"if {_some(('remoteip', 'remoteport'), has)} else None",
+            "        source, destination = (local, remote) if initiator else (remote, local)",
+            "    else:",
+            *(f"        {line}" for line in split),
+        ]
+    else:
+        lines += [f"    {line}" for line in split]
+    lines += [
+        "    if source is not None or destination is not None:",
+        "        family = ('ipv6' if ':' in related_ips[0] else 'ipv4') if related_ips else None",
+        "        network = Network(proto.lower(), 'ipsec', family) if proto else "
+        "Network('udp', 'ike', family)",
+        "    else:",
+        "        network = None",
+        "    user = User(userid) if userid else None",
+        "    ingress = Ingress(Interface(recviface)) if recviface else None",
+    ]
+    for var, cls, names, args in (
+        ("ike", "Ike", _IKE, ", ".join(_IKE)),
+        ("ipsec", "Ipsec", _IPSEC,
+         ", ".join("proto.lower() if proto else None" if n == "proto" else n for n in _IPSEC)),
+        ("pool", "IpPool", _POOL, ", ".join(_POOL)),
+        ("limit", "Limit", ("max",), "max"),
+    ):
+        test = _some(names, has)
+        lines.append(f"    {var} = {cls}({args}) if {test} else None" if test != "False"
+                     else f"    {var} = None")
+    m = msg.ecs
+    lines.append(f"""\
+    fields = EventFields("event", "clavister", "clavister.log", {str(msg.id)!r}, {m.action!r},
+                         {list(m.category)!r}, {list(m.type)!r}, {m.outcome!r}, reason, sev,
+                         {"original" if keep_original else "None"})
+    clav = Clavister(cats if cats is not None else {list(msg.categories)!r}, prio, rev, event,
+                     action, iface, None, ike, ipsec, pool, limit)
+    return Event(time or now, fields, {msg.message!r}, log,
+                 Observer("Clavister", "cOS Stream", "firewall", host, ingress),
+                 source, destination, network, user, related, None, ["clavister", "ike"], clav,
+                 Ecs(ECS_VERSION))""")
+    return "\n".join(lines) + "\n"
+
+
+_BUILDER_GLOBALS = {
+    "LEVELS": LEVELS, "Refused": Refused, "valid_ip": valid_ip, "HEX": HEX,
+    "ECS_VERSION": ecs.ECS_VERSION,
+    **{name: getattr(ecs, name) for name in (
+        "Event", "EventFields", "Log", "Syslog", "SyslogCode", "Observer", "Ingress",
+        "Interface", "Endpoint", "Network", "User", "Related", "Ike", "Ipsec", "IpPool",
+        "Limit", "Clavister", "Ecs")},
+}
+
+
+def _builder(msg: Message, dialect: str, keep_original: bool) -> Callable:
+    namespace = dict(_BUILDER_GLOBALS)
+    code = compile(_builder_source(msg, dialect, keep_original), f"<builder {msg.id}>", "exec")
+    exec(code, namespace)  # noqa: S102 - source built above from the catalog, reprs only
+    return namespace["build"]
+
+
+# -- the batch ----------------------------------------------------------------------------------
+
+
+class Lane:
+    """Built once per pipeline from its normalizer; used for every batch."""
+
+    def __init__(self, normalizer: Normalizer):
+        dialect, keep = normalizer.severity_dialect, normalizer.keep_original
+        line_types, record_types = [], []
+        for msg in normalizer.messages.values():
+            build = _builder(msg, dialect, keep)
+            line_types.append(_message_struct(msg, False, build))
+            record_types.append(_message_struct(msg, True, build))
+        # A union tagged on "id": one Struct per message.
+        self._lines = msgspec.json.Decoder(list[functools.reduce(operator.or_, line_types)],
+                                           strict=False)
+        self._records = msgspec.json.Decoder(
+            list[functools.reduce(operator.or_, record_types)], strict=False)
+        #: every key a record with split pairs may have
+        self.record_keys = frozenset({"id", *RECORD_META}).union(
+            *(t.__struct_encode_fields__ for t in record_types))
+
+    # -- raw lines --------------------------------------------------------------------------
+
+    def lines(self, texts: list[str], now: str, records: list[dict] | None = None,
+              times: list[str | None] | None = None) -> list[ecs.Event | None]:
+        """Events for the lines this path takes, None for the others (aligned with ``texts``).
+
+        :param records: the records the lines came from, for the time, host and PRI a line
+            lacks; ``times``: the shipper's event time of each, used before ``now``.
+        """
+        out: list[ecs.Event | None] = [None] * len(texts)
+        found = _LINES.findall("\n".join(texts))
+        index = [i for i, g in enumerate(found) if g[_CATS]]
+        if not index:
+            return out
+        bodies = [found[i][_BODY] for i in index]
+        joined = "\n".join(bodies)
+        if "\\" in joined or "[" in joined or "]" in joined or not joined.isascii():
+            keep = [k for k, b in enumerate(bodies)
+                    if "\\" not in b and "[" not in b and "]" not in b and b.isascii()]
+            index = [index[k] for k in keep]
+            bodies = [bodies[k] for k in keep]
+        structs = self._decode(self._lines, bodies, _pairs_json)
+        clock = datetime.now(timezone.utc)
+        for i, p in zip(index, structs, strict=True):
+            if p is None:
+                continue
+            g = found[i]
+            pri, time, host, stamp = header_fields(g, clock)
+            if stamp is not None and time is None:
+                continue  # the exact path notes an invalid timestamp
+            when = now
+            if records is not None:
+                record = records[i]
+                if time is None:
+                    time = record_time(record)
+                if host is None:
+                    host = record_host(record)
+                if pri is None:
+                    pri = record_pri(record)
+                if times is not None and times[i]:
+                    when = times[i]
+            try:
+                out[i] = p.build(pri, time, g[_CATS].split(","), host, texts[i], when)
+            except Refused:
+                pass
+        return out
+
+    # -- records with their pairs already split -------------------------------------------------
+
+    def split_records(self, texts: list[str], now: str) -> list[ecs.Event | None]:
+        """Events for JSON records whose pairs a shipper split into keys (None: not taken)."""
+        out: list[ecs.Event | None] = [None] * len(texts)
+        structs = self._decode(self._records, texts, _records_json)
+        for i, p in enumerate(structs):
+            if p is None:
+                continue
+            time = _first_str(p, _TIME_ATTRS)
+            try:
+                out[i] = p.build(pri_of(p.m_pri), utc_iso(time) if time is not None else None,
+                                 None, _first_str(p, _HOST_ATTRS), texts[i], now)
+            except Refused:
+                pass
+        return out
+
+    # -- decoding, with the odd item isolated -----------------------------------------------------
+
+    def _decode(self, decoder, items: list[str], to_json: Callable[[list[str]], str | None]
+                ) -> list:
+        """Decode ``items`` in one call; on failure, halves until the odd ones are alone."""
+        if not items:
+            return []
+        text = to_json(items)
+        if text is not None:
+            try:
+                return decoder.decode(text)
+            except (msgspec.DecodeError, RecursionError):
+                pass
+        if len(items) == 1:
+            return [None]
+        half = len(items) // 2
+        return (self._decode(decoder, items[:half], to_json)
+                + self._decode(decoder, items[half:], to_json))
+
+
+def _first_str(p, attrs: tuple[str, ...]) -> str | None:
+    for attr in attrs:
+        value = getattr(p, attr)
+        if type(value) is str and value:
+            return value
+    return None
+
+
+def _pairs_json(bodies: list[str]) -> str | None:
+    """The bodies' pairs as one JSON array of objects, or None when the quoting is not
+    plain (each quote must open a value after ``=`` and close it before a space or the end
+    of its line). A body this rewrites wrongly (a bare value with a space or an ``=``, odd
+    spacing) makes invalid JSON or an unknown key, and so fails the decode."""
+    text = "\n".join(bodies)
+    if "\0" in text:
+        return None
+    parts = text.split('"')
+    if len(parts) == 1:
+        text = text.replace("=", '":"').replace(" ", '","').replace("\n", '"},{"')
+    else:
+        if not len(parts) & 1:
+            return None
+        if "\n" in "".join(parts[1::2]):
+            return None  # a line with an odd number of quotes
+        # Every quote opens a value right after "=" and closes it before a space, the end
+        # of its line or the end ('"x"="y"' and 'x="a"b' are not plain pairs).
+        opening = "\0".join(parts[:-1:2]) + "\0"
+        if opening.count("=\0") != len(parts) // 2:
+            return None
+        if _NOT_AFTER_CLOSE.search("\0" + "\0".join(parts[2::2])) is not None:
+            return None
+        # The parts outside quotes, rewritten by three calls over all of them at once
+        # (joined by a NUL, which a body never holds: see the check above).
+        outside = "\0".join(parts[::2])
+        outside = outside.replace("=", '":"').replace(" ", '","').replace("\n", '"},{"')
+        parts[::2] = outside.split("\0")
+        parts[0] = '[{"' + parts[0]
+        parts[-1] += '"}]'
+        text = "".join(parts)
+        if "id\":\"0" in text:
+            text = _ID_ZEROS.sub("", text)
+        return text
+    text = '[{"' + text + '"}]'
+    if "id\":\"0" in text:
+        text = _ID_ZEROS.sub("", text)
+    return text
+
+
+def _records_json(texts: list[str]) -> str:
+    return "[" + ",".join(texts) + "]"

@@ -1,0 +1,46 @@
+"""Where a shipper puts things in a record it decoded: the raw line, the time, the host, PRI."""
+
+from __future__ import annotations
+
+from .wire import utc_iso
+
+# Where a shipper puts the raw line, in the order they are tried (Fluent Bit/Fluentd `log`,
+# Logstash/Vector `message`, rsyslog `rawmsg`, syslog-ng `MESSAGE`, rsyslog `msg`).
+DEFAULT_SOURCE_KEYS = ("log", "message", "rawmsg", "MESSAGE", "msg")
+TIME_KEYS = ("@timestamp", "timestamp", "time", "timereported", "DATE")
+HOST_KEYS = ("host", "hostname", "HOST", "fromhost")
+# Keys a shipper adds to a record whose pairs it already split; not Clavister parameters.
+RECORD_META = frozenset(TIME_KEYS + HOST_KEYS + ("tag", "source", "pri", "severity", "facility"))
+
+
+def first_str(record: dict, keys: tuple[str, ...]) -> str | None:
+    """The first of ``keys`` whose value is a non-empty string."""
+    for key in keys:
+        value = record.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def record_time(record: dict) -> str | None:
+    """The record's time as RFC 3339 UTC, or None when it has none that is valid."""
+    value = first_str(record, TIME_KEYS)
+    return utc_iso(value) if value is not None else None
+
+
+def record_host(record: dict) -> str | None:
+    return first_str(record, HOST_KEYS)
+
+
+def record_pri(record: dict) -> int | None:
+    """The record's ``pri`` (text or number) when it is a valid syslog PRI, 0-191."""
+    return pri_of(record.get("pri"))
+
+
+def pri_of(value: object) -> int | None:
+    """``value`` (text or number) as a syslog PRI when it is a valid one, 0-191."""
+    try:
+        pri = int(value) if value is not None else None
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an infinite float
+        return None
+    return pri if pri is not None and 0 <= pri < 192 else None
