@@ -35,12 +35,12 @@ from .wire import HEADER_PATTERN, header_fields, utc_iso
 
 # One match per line, always: the header and the rest of the line, or the line unmatched
 # (``cats`` empty).
-_LINES = re.compile(rf"^(?:{HEADER_PATTERN}(?P<body>[^\n]*)|[^\n]*)$", re.X | re.M)
+_LINES = re.compile(rf"^(?:{HEADER_PATTERN}(?P<body>.*)|.*)$", re.X | re.M)
 _CATS, _BODY = 9, 10
 
 _NOT_AFTER_CLOSE = re.compile("\0[^ \n\0]")
 # An ID with leading zeros names the same message: the tag is the canonical number.
-_ID_ZEROS = re.compile(r'(?<="id":")0+(?=[0-9])')
+_ID_ZEROS = re.compile(r'"id":"0+(?=[0-9])')
 
 # A canonical IPv4 address, or text that may be IPv6 (checked by the builder).
 # Addresses and SPIs are decoded as text and checked by the builders: a pattern on the
@@ -267,19 +267,22 @@ class Lane:
         if not index:
             return out
         bodies = [found[i][_BODY] for i in index]
-        joined = "\n".join(bodies)
-        if "\\" in joined or "[" in joined or "]" in joined or not joined.isascii():
-            keep = [k for k, b in enumerate(bodies)
-                    if "\\" not in b and "[" not in b and "]" not in b and b.isascii()]
+        if not _plain("\n".join(bodies)):
+            keep = [k for k, b in enumerate(bodies) if _plain(b)]
             index = [index[k] for k in keep]
             bodies = [bodies[k] for k in keep]
         structs = self._decode(self._lines, bodies, _pairs_json)
         clock = datetime.now(timezone.utc)
+        headers: dict[tuple, tuple] = {}  # a batch holds few distinct PRIs and times
         for i, p in zip(index, structs, strict=True):
             if p is None:
                 continue
             g = found[i]
-            pri, time, host, stamp = header_fields(g, clock)
+            key = g[:8]
+            fields = headers.get(key)
+            if fields is None:
+                fields = headers[key] = header_fields(g, clock)
+            pri, time, host, stamp = fields
             if stamp is not None and time is None:
                 continue  # the exact path notes an invalid timestamp
             when = now
@@ -344,17 +347,32 @@ def _first_str(p, attrs: tuple[str, ...]) -> str | None:
     return None
 
 
+def _plain(text: str) -> bool:
+    """No bracket, no character past ASCII, and no backslash but ``\\"`` and ``\\\\``: the
+    exact path reads anything else in ways a JSON rewrite does not."""
+    if "[" in text or "]" in text or not text.isascii():
+        return False
+    return "\\" not in text or "\\" not in text.replace("\\\\", "").replace('\\"', "")
+
+
 def _pairs_json(bodies: list[str]) -> str | None:
     """The bodies' pairs as one JSON array of objects, or None when the quoting is not
-    plain (each quote must open a value after ``=`` and close it before a space or the end
-    of its line). A body this rewrites wrongly (a bare value with a space or an ``=``, odd
-    spacing) makes invalid JSON or an unknown key, and so fails the decode."""
+    plain: each quote must open a value after ``=`` and close it before a space or the end
+    of its line, and an escape (``\\"``, ``\\\\``, the same in JSON) must be inside quotes.
+    A body this rewrites wrongly (a bare value with a space or an ``=``, odd spacing) makes
+    invalid JSON or an unknown key, and so fails the decode."""
     text = "\n".join(bodies)
-    if "\0" in text:
+    escaped = "\\" in text
+    if "\0" in text or escaped and ("\1" in text or "\2" in text):
         return None
+    if escaped:
+        text = text.replace("\\\\", "\1").replace('\\"', "\2")
     parts = text.split('"')
     if len(parts) == 1:
+        if escaped:
+            return None
         text = text.replace("=", '":"').replace(" ", '","').replace("\n", '"},{"')
+        text = '[{"' + text + '"}]'
     else:
         if not len(parts) & 1:
             return None
@@ -370,19 +388,22 @@ def _pairs_json(bodies: list[str]) -> str | None:
         # The parts outside quotes, rewritten by three calls over all of them at once
         # (joined by a NUL, which a body never holds: see the check above).
         outside = "\0".join(parts[::2])
+        if escaped and ("\1" in outside or "\2" in outside):
+            return None  # an escape in a bare value is data to the exact path
         outside = outside.replace("=", '":"').replace(" ", '","').replace("\n", '"},{"')
         parts[::2] = outside.split("\0")
         parts[0] = '[{"' + parts[0]
         parts[-1] += '"}]'
         text = "".join(parts)
-        if "id\":\"0" in text:
-            text = _ID_ZEROS.sub("", text)
-        return text
-    text = '[{"' + text + '"}]'
-    if "id\":\"0" in text:
-        text = _ID_ZEROS.sub("", text)
+        if escaped:
+            text = text.replace("\1", "\\\\").replace("\2", '\\"')
+    if 'id":"0' in text:
+        text = _ID_ZEROS.sub('"id":"', text)
     return text
 
 
 def _records_json(texts: list[str]) -> str:
-    return "[" + ",".join(texts) + "]"
+    text = "[" + ",".join(texts) + "]"
+    if 'id":"0' in text:
+        text = _ID_ZEROS.sub('"id":"', text)
+    return text

@@ -404,13 +404,12 @@ class Pipeline:
             )
         written = len(out) - out.count(None)
         stats.out += written
-        events = tagged = 0
-        for item in out:
-            if type(item) is ecs.Event:
-                events += 1
-                tags = item.tags
-                if tags is not None and tags != _PLAIN_TAGS and _failure_tagged(tags):
-                    tagged += 1
+        tag_lists = [item.tags for item in out if type(item) is ecs.Event]
+        events = len(tag_lists)
+        tagged = 0
+        if tag_lists.count(_PLAIN_TAGS) != events:
+            tagged = sum(1 for tags in tag_lists
+                         if tags is not None and tags != _PLAIN_TAGS and _failure_tagged(tags))
         stats.tagged += tagged
         stats.passthrough += written - events
         return out
