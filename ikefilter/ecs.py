@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import msgspec
 
+from .severity import LEVELS
+
 ECS_VERSION = "9.5.0"
 
 
@@ -18,15 +20,22 @@ class _S(msgspec.Struct, omit_defaults=True, gc=False):
     pass
 
 
-class SyslogCode(_S):
+# Frozen and shared: one per PRI (``SYSLOG``). A stage that changes them replaces them.
+class SyslogCode(_S, frozen=True):
     code: int
     name: str | None = None
 
 
-class Syslog(_S):
+class Syslog(_S, frozen=True):
     priority: int
     facility: SyslogCode
     severity: SyslogCode
+
+
+#: ``log.syslog`` of each PRI, 0-191
+SYSLOG = tuple(
+    Syslog(pri, SyslogCode(pri >> 3), SyslogCode(pri & 7, LEVELS[pri & 7])) for pri in range(192)
+)
 
 
 class Log(_S):
@@ -96,7 +105,7 @@ class Error(_S):
     message: str
 
 
-class Ecs(_S):
+class Ecs(_S, frozen=True):
     version: str
 
 
@@ -211,8 +220,12 @@ def observer(hostname: str | None = None) -> Observer:
     return Observer("Clavister", "cOS Stream", "firewall", hostname)
 
 
+ECS = Ecs(ECS_VERSION)
+
+
 def ecs_block() -> Ecs:
-    return Ecs(ECS_VERSION)
+    """``ecs.*``: one frozen value shared by every event."""
+    return ECS
 
 
 # Tags written by the core.

@@ -145,12 +145,7 @@ def _builder_source(msg: Message, dialect: str, keep_original: bool) -> str:
     reversed_prio = "7 - prio" if dialect == "clavister" else "prio"
     lines.append(f"    sev = {reversed_prio} if prio is not None else "
                  f"(pri & 7 if pri is not None else {msg.severity_code})")
-    lines.append("    if pri is None:")
-    lines.append("        log = Log(LEVELS[sev])")
-    lines.append("    else:")
-    lines.append("        fac, psev = divmod(pri, 8)")
-    lines.append("        log = Log(LEVELS[sev], Syslog(pri, SyslogCode(fac), "
-                 "SyslogCode(psev, LEVELS[psev])))")
+    lines.append("    log = Log(LEVELS[sev], None if pri is None else SYSLOG[pri])")
 
     ips = [n for n in ("localip", "remoteip", "srcip", "destip", "ip") if n in has]
     lines.append(_distinct("related_ips", ips))
@@ -209,17 +204,17 @@ def _builder_source(msg: Message, dialect: str, keep_original: bool) -> str:
     return Event(time or now, fields, {msg.message!r}, log,
                  Observer("Clavister", "cOS Stream", "firewall", host, ingress),
                  source, destination, network, user, related, None, ["clavister", "ike"], clav,
-                 Ecs(ECS_VERSION))""")
+                 ECS)""")
     return "\n".join(lines) + "\n"
 
 
 _BUILDER_GLOBALS = {
     "LEVELS": LEVELS, "Refused": Refused, "valid_ip": valid_ip, "HEX": HEX,
-    "ECS_VERSION": ecs.ECS_VERSION,
+    "SYSLOG": ecs.SYSLOG, "ECS": ecs.ECS,
     **{name: getattr(ecs, name) for name in (
-        "Event", "EventFields", "Log", "Syslog", "SyslogCode", "Observer", "Ingress",
+        "Event", "EventFields", "Log", "Observer", "Ingress",
         "Interface", "Endpoint", "Network", "User", "Related", "Ike", "Ipsec", "IpPool",
-        "Limit", "Clavister", "Ecs")},
+        "Limit", "Clavister")},
 }
 
 
@@ -311,10 +306,19 @@ class Lane:
         for i, p in enumerate(structs):
             if p is None:
                 continue
-            time = _first_str(p, _TIME_ATTRS)
+            # The first key of each list that holds text, as ``record_time`` and
+            # ``record_host`` take it; the usual one is tried first, inline.
+            time = p.m_at_timestamp
+            if type(time) is not str or not time:
+                time = _first_str(p, _TIME_ATTRS)
+            host = p.m_host
+            if type(host) is not str or not host:
+                host = _first_str(p, _HOST_ATTRS)
+            pri = p.m_pri
             try:
-                out[i] = p.build(pri_of(p.m_pri), utc_iso(time) if time is not None else None,
-                                 None, _first_str(p, _HOST_ATTRS), texts[i], now)
+                out[i] = p.build(None if pri is None else pri_of(pri),
+                                 None if time is None else utc_iso(time), None, host,
+                                 texts[i], now)
             except Refused:
                 pass
         return out

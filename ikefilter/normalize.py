@@ -322,14 +322,9 @@ class Normalizer:
         if sev is not None:
             event.log = ecs.Log(level=LEVELS[sev])
         if d.pri is not None and d.pri < 192:
-            fac, psev = divmod(d.pri, 8)
             if event.log is None:
-                event.log = ecs.Log(level=LEVELS[psev])
-            event.log.syslog = ecs.Syslog(
-                priority=d.pri,
-                facility=ecs.SyslogCode(fac),
-                severity=ecs.SyslogCode(psev, LEVELS[psev]),
-            )
+                event.log = ecs.Log(level=LEVELS[d.pri & 7])
+            event.log.syslog = ecs.SYSLOG[d.pri]
         if self.keep_original:
             event.event.original = d.original
         clav = ecs.Clavister(

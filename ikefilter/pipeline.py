@@ -181,8 +181,9 @@ class Pipeline:
         texts = text.split("\n")
         if len(texts) != len(lines):
             return None
-        out = self.lane.lines(texts, now)
-        if "{" in text:
+        records = text.count("\n{") + (text[:1] == "{")
+        out = self.lane.lines(texts, now) if records < len(texts) else [None] * len(texts)
+        if records:
             self._lane_json(texts, out, now)
         return out
 
@@ -191,8 +192,12 @@ class Pipeline:
         depth = self.max_depth
         split, wrapped = [], []
         for i, t in enumerate(texts):
-            if out[i] is None and t[:1] == "{" and t.count("{") + t.count("[") <= depth:
-                (split if '"id":' in t else wrapped).append(i)
+            if t[:1] == "{" and out[i] is None:
+                # (Split pairs decode into Structs of flat values: no depth to check.)
+                if '"id":' in t:
+                    split.append(i)
+                elif t.count("{") + t.count("[") <= depth:
+                    wrapped.append(i)
         if split and self._split_lane:
             for i, event in zip(split, self.lane.split_records([texts[i] for i in split], now),
                                 strict=True):
