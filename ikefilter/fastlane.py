@@ -262,11 +262,17 @@ class Lane:
         if not index:
             return out
         bodies = [found[i][_BODY] for i in index]
-        if not _plain("\n".join(bodies)):
-            keep = [k for k, b in enumerate(bodies) if _plain(b)]
-            index = [index[k] for k in keep]
-            bodies = [bodies[k] for k in keep]
-        structs = self._decode(self._lines, bodies, _pairs_json)
+        joined = "\n".join(bodies)
+        if "\\" in joined or not _plain(joined):
+            # Lines with escapes are decoded on their own: the rewrite of escapes costs
+            # passes over all the text it is given.
+            simple = [k for k, b in enumerate(bodies) if "\\" not in b and _plain(b)]
+            escaped = [k for k, b in enumerate(bodies) if "\\" in b and _plain(b)]
+            structs = (self._decode(self._lines, [bodies[k] for k in simple], _pairs_json)
+                       + self._decode(self._lines, [bodies[k] for k in escaped], _pairs_json))
+            index = [index[k] for k in simple + escaped]
+        else:
+            structs = self._decode(self._lines, bodies, _pairs_json)
         clock = datetime.now(timezone.utc)
         headers: dict[tuple, tuple] = {}  # a batch holds few distinct PRIs and times
         for i, p in zip(index, structs, strict=True):
@@ -352,8 +358,8 @@ def _first_str(p, attrs: tuple[str, ...]) -> str | None:
 
 
 def _plain(text: str) -> bool:
-    """No bracket, no character past ASCII, and no backslash but ``\\"`` and ``\\\\``: the
-    exact path reads anything else in ways a JSON rewrite does not."""
+    """No bracket, no character past ASCII, and no backslash but in ``\\"`` and ``\\\\``:
+    the exact path reads anything else in ways a JSON rewrite does not."""
     if "[" in text or "]" in text or not text.isascii():
         return False
     return "\\" not in text or "\\" not in text.replace("\\\\", "").replace('\\"', "")

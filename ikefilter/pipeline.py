@@ -181,7 +181,7 @@ class Pipeline:
         texts = text.split("\n")
         if len(texts) != len(lines):
             return None
-        records = text.count("\n{") + (text[:1] == "{")
+        records = (text.count("\n{") + (text[:1] == "{")) if "{" in text else 0
         out = self.lane.lines(texts, now) if records < len(texts) else [None] * len(texts)
         if records:
             self._lane_json(texts, out, now)
