@@ -46,15 +46,6 @@ def _remember(cache: dict, key: str, value):
     return value
 
 
-def _endpoint(ep, ipf) -> None:
-    """Redact ``source`` or ``destination``: a pseudonym that is no IP moves to ``address``."""
-    if ep is not None and ep.ip is not None:
-        value, is_ip = ipf(ep.ip)
-        if is_ip:
-            ep.ip = value
-        else:
-            ep.ip, ep.address = None, value
-
 # Parameter names, as they reach clavister.extra (unknown messages, invalid values).
 IP_PARAMS = frozenset({"localip", "remoteip", "srcip", "destip", "ip"})
 IDENTITY_PARAMS = frozenset({"localid", "remoteid", "userid"})
@@ -198,11 +189,19 @@ class RedactPlugin:
         ipf = self.ip
         idf = self.identity
         scrub = self.scrub
+        # The caches' own lookups, inline: a call per value costs more than the lookup.
+        ip_hit = self._ips.get
+        id_hit = self._ids.get
         for ev in events:
             ev.event.original = None
             if ipf is not None:
-                _endpoint(ev.source, ipf)
-                _endpoint(ev.destination, ipf)
+                for ep in (ev.source, ev.destination):
+                    if ep is not None and ep.ip is not None:
+                        value, is_ip = ip_hit(ep.ip) or ipf(ep.ip)
+                        if is_ip:
+                            ep.ip = value
+                        else:
+                            ep.ip, ep.address = None, value
                 obs = ev.observer
                 if obs is not None and obs.hostname is not None:
                     host = valid_ip(obs.hostname)
@@ -213,14 +212,14 @@ class RedactPlugin:
                 if ipf is not None and rel.ip:
                     kept = []
                     for ip in rel.ip:
-                        value, is_ip = ipf(ip)
+                        value, is_ip = ip_hit(ip) or ipf(ip)
                         if is_ip and value not in kept:
                             kept.append(value)
                     rel.ip = kept or None
                 if idf is not None and rel.user:
                     users = []
                     for name in rel.user:
-                        value = idf(name)
+                        value = id_hit(name) or idf(name)
                         if value not in users:
                             users.append(value)
                     rel.user = users
@@ -233,9 +232,9 @@ class RedactPlugin:
                 ike = clav.ike
                 if ike is not None and idf is not None:
                     if ike.local_id is not None:
-                        ike.local_id = idf(ike.local_id)
+                        ike.local_id = id_hit(ike.local_id) or idf(ike.local_id)
                     if ike.remote_id is not None:
-                        ike.remote_id = idf(ike.remote_id)
+                        ike.remote_id = id_hit(ike.remote_id) or idf(ike.remote_id)
                 if ipf is not None:
                     pool = clav.ip_pool
                     if pool is not None and pool.address is not None:

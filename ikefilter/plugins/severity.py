@@ -61,11 +61,18 @@ class SeverityPlugin:
             return None
         memo = self.memo
         rules = self.rules
+        by_category, by_action = self.by_category, self.by_action
         drops: dict[int, str] | None = None
         for i, ev in enumerate(events):
             e = ev.event
             cats = e.category
-            key = (e.code, e.action, tuple(cats) if cats else None)
+            # Only what some rule looks at: the code alone is the common key.
+            if by_category:
+                key = (e.code, e.action, tuple(cats) if cats else None)
+            elif by_action:
+                key = (e.code, e.action)
+            else:
+                key = e.code
             hit = memo.get(key, _MISS)
             if hit is _MISS:
                 hit = self.match(e.code, e.action, cats)
