@@ -263,16 +263,17 @@ class Lane:
             return out
         bodies = [found[i][_BODY] for i in index]
         joined = "\n".join(bodies)
-        if "\\" in joined or not _plain(joined):
+        if not _simple(joined):
             # Lines with escapes are decoded on their own: the rewrite of escapes costs
             # passes over all the text it is given.
-            simple = [k for k, b in enumerate(bodies) if "\\" not in b and _plain(b)]
-            escaped = [k for k, b in enumerate(bodies) if "\\" in b and _plain(b)]
-            structs = (self._decode(self._lines, [bodies[k] for k in simple], _pairs_json)
-                       + self._decode(self._lines, [bodies[k] for k in escaped], _pairs_json))
+            simple = [k for k, b in enumerate(bodies) if _simple(b)]
+            escaped = [k for k, b in enumerate(bodies) if "\\" in b and _escapes_only(b)]
+            structs = (
+                self._decode(self._lines, [bodies[k] for k in simple], _pairs_json, "\n")
+                + self._decode(self._lines, [bodies[k] for k in escaped], _pairs_json, "\n"))
             index = [index[k] for k in simple + escaped]
         else:
-            structs = self._decode(self._lines, bodies, _pairs_json)
+            structs = self._decode(self._lines, bodies, _pairs_json, "\n", joined)
         clock = datetime.now(timezone.utc)
         headers: dict[tuple, tuple] = {}  # a batch holds few distinct PRIs and times
         for i, p in zip(index, structs, strict=True):
@@ -308,7 +309,7 @@ class Lane:
     def split_records(self, texts: list[str], now: str) -> list[ecs.Event | None]:
         """Events for JSON records whose pairs a shipper split into keys (None: not taken)."""
         out: list[ecs.Event | None] = [None] * len(texts)
-        structs = self._decode(self._records, texts, _records_json)
+        structs = self._decode(self._records, texts, _records_json, ",")
         for i, p in enumerate(structs):
             if p is None:
                 continue
@@ -331,12 +332,15 @@ class Lane:
 
     # -- decoding, with the odd item isolated -----------------------------------------------------
 
-    def _decode(self, decoder, items: list[str], to_json: Callable[[list[str]], str | None]
-                ) -> list:
-        """Decode ``items`` in one call; on failure, halves until the odd ones are alone."""
+    def _decode(self, decoder, items: list[str], to_json: Callable[[str], str | None],
+                sep: str, joined: str | None = None) -> list:
+        """Decode ``items`` in one call; on failure, halves until the odd ones are alone.
+
+        ``to_json`` takes the items joined by ``sep``; ``joined``: that text, where the
+        caller has it already."""
         if not items:
             return []
-        text = to_json(items)
+        text = to_json(sep.join(items) if joined is None else joined)
         if text is not None:
             try:
                 return decoder.decode(text)
@@ -345,8 +349,8 @@ class Lane:
         if len(items) == 1:
             return [None]
         half = len(items) // 2
-        return (self._decode(decoder, items[:half], to_json)
-                + self._decode(decoder, items[half:], to_json))
+        return (self._decode(decoder, items[:half], to_json, sep)
+                + self._decode(decoder, items[half:], to_json, sep))
 
 
 def _first_str(p, attrs: tuple[str, ...]) -> str | None:
@@ -357,21 +361,25 @@ def _first_str(p, attrs: tuple[str, ...]) -> str | None:
     return None
 
 
-def _plain(text: str) -> bool:
-    """No bracket, no character past ASCII, and no backslash but in ``\\"`` and ``\\\\``:
-    the exact path reads anything else in ways a JSON rewrite does not."""
-    if "[" in text or "]" in text or not text.isascii():
-        return False
-    return "\\" not in text or "\\" not in text.replace("\\\\", "").replace('\\"', "")
+def _simple(text: str) -> bool:
+    """No bracket, no backslash, no character past ASCII: the exact path reads such text
+    in ways a JSON rewrite does not (the ASCII test: it ends a bare value at any Unicode
+    space)."""
+    return not ("\\" in text or "[" in text or "]" in text) and text.isascii()
 
 
-def _pairs_json(bodies: list[str]) -> str | None:
+def _escapes_only(text: str) -> bool:
+    """Simple but for ``\\"`` and ``\\\\``, which the rewrite takes inside quotes."""
+    return _simple(text.replace("\\\\", "").replace('\\"', ""))
+
+
+def _pairs_json(text: str) -> str | None:
     """The bodies' pairs as one JSON array of objects, or None when the quoting is not
     plain: each quote must open a value after ``=`` and close it before a space or the end
     of its line, and an escape (``\\"``, ``\\\\``, the same in JSON) must be inside quotes.
     A body this rewrites wrongly (a bare value with a space or an ``=``, odd spacing) makes
-    invalid JSON or an unknown key, and so fails the decode."""
-    text = "\n".join(bodies)
+    invalid JSON or an unknown key, and so fails the decode. ``text``: the bodies, one per
+    line."""
     escaped = "\\" in text
     if "\0" in text or escaped and ("\1" in text or "\2" in text):
         return None
@@ -412,8 +420,10 @@ def _pairs_json(bodies: list[str]) -> str | None:
     return text
 
 
-def _records_json(texts: list[str]) -> str:
-    text = "[" + ",".join(texts) + "]"
+def _records_json(text: str) -> str:
+    """JSON records joined by commas, as one array."""
+    text = "[" + text + "]"
     if 'id":"0' in text:
         text = _ID_ZEROS.sub('"id":"', text)
     return text
+
