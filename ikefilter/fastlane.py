@@ -38,9 +38,10 @@ from .wire import HEADER_PATTERN, header_fields, utc_iso
 _LINES = re.compile(rf"^(?:{HEADER_PATTERN}(?P<body>.*)|.*)$", re.X | re.M)
 _CATS, _BODY = 9, 10
 
-_NOT_AFTER_CLOSE = re.compile("\0[^ \n\0]")
+_NOT_AFTER_CLOSE = re.compile(b"\0[^ \n\0]")
 # An ID with leading zeros names the same message: the tag is the canonical number.
-_ID_ZEROS = re.compile(r'"id":"0+(?=[0-9])')
+_ID_ZEROS = re.compile(rb'"id":"0+(?=[0-9])')
+_ID_ZEROS_TEXT = re.compile(r'"id":"0+(?=[0-9])')
 
 # A canonical IPv4 address, or text that may be IPv6 (checked by the builder).
 # Addresses and SPIs are decoded as text and checked by the builders: a pattern on the
@@ -332,7 +333,7 @@ class Lane:
 
     # -- decoding, with the odd item isolated -----------------------------------------------------
 
-    def _decode(self, decoder, items: list[str], to_json: Callable[[str], str | None],
+    def _decode(self, decoder, items: list[str], to_json: Callable[[str], str | bytes | None],
                 sep: str, joined: str | None = None) -> list:
         """Decode ``items`` in one call; on failure, halves until the odd ones are alone.
 
@@ -373,57 +374,60 @@ def _escapes_only(text: str) -> bool:
     return _simple(text.replace("\\\\", "").replace('\\"', ""))
 
 
-def _pairs_json(text: str) -> str | None:
+def _pairs_json(text: str) -> bytes | None:
     """The bodies' pairs as one JSON array of objects, or None when the quoting is not
     plain: each quote must open a value after ``=`` and close it before a space or the end
     of its line, and an escape (``\\"``, ``\\\\``, the same in JSON) must be inside quotes.
     A body this rewrites wrongly (a bare value with a space or an ``=``, odd spacing) makes
-    invalid JSON or an unknown key, and so fails the decode. ``text``: the bodies, one per
-    line."""
-    escaped = "\\" in text
-    if "\0" in text or escaped and ("\1" in text or "\2" in text):
+    invalid JSON or an unknown key, and so fails the decode.
+
+    ``text``: the bodies, one per line, ASCII only. The work is on bytes, where each pass
+    over the batch costs a third less than on text."""
+    data = text.encode()
+    escaped = b"\\" in data
+    if b"\0" in data or escaped and (b"\1" in data or b"\2" in data):
         return None
     if escaped:
-        text = text.replace("\\\\", "\1").replace('\\"', "\2")
-    parts = text.split('"')
+        data = data.replace(b"\\\\", b"\1").replace(b'\\"', b"\2")
+    parts = data.split(b'"')
     if len(parts) == 1:
         if escaped:
             return None
-        text = text.replace("=", '":"').replace(" ", '","').replace("\n", '"},{"')
-        text = '[{"' + text + '"}]'
+        data = data.replace(b"=", b'":"').replace(b" ", b'","').replace(b"\n", b'"},{"')
+        data = b'[{"' + data + b'"}]'
     else:
         if not len(parts) & 1:
             return None
-        if "\n" in "".join(parts[1::2]):
+        if b"\n" in b"".join(parts[1::2]):
             return None  # a line with an odd number of quotes
         # Every quote opens a value right after "=" and closes it before a space, the end
         # of its line or the end ('"x"="y"' and 'x="a"b' are not plain pairs).
-        opening = "\0".join(parts[:-1:2]) + "\0"
-        if opening.count("=\0") != len(parts) // 2:
+        opening = b"\0".join(parts[:-1:2]) + b"\0"
+        if opening.count(b"=\0") != len(parts) // 2:
             return None
-        if _NOT_AFTER_CLOSE.search("\0" + "\0".join(parts[2::2])) is not None:
+        if _NOT_AFTER_CLOSE.search(b"\0" + b"\0".join(parts[2::2])) is not None:
             return None
         # The parts outside quotes, rewritten by three calls over all of them at once
         # (joined by a NUL, which a body never holds: see the check above).
-        outside = "\0".join(parts[::2])
-        if escaped and ("\1" in outside or "\2" in outside):
+        outside = b"\0".join(parts[::2])
+        if escaped and (b"\1" in outside or b"\2" in outside):
             return None  # an escape in a bare value is data to the exact path
-        outside = outside.replace("=", '":"').replace(" ", '","').replace("\n", '"},{"')
-        parts[::2] = outside.split("\0")
-        parts[0] = '[{"' + parts[0]
-        parts[-1] += '"}]'
-        text = "".join(parts)
+        outside = outside.replace(b"=", b'":"').replace(b" ", b'","').replace(b"\n", b'"},{"')
+        parts[::2] = outside.split(b"\0")
+        parts[0] = b'[{"' + parts[0]
+        parts[-1] += b'"}]'
+        data = b"".join(parts)
         if escaped:
-            text = text.replace("\1", "\\\\").replace("\2", '\\"')
-    if 'id":"0' in text:
-        text = _ID_ZEROS.sub('"id":"', text)
-    return text
+            data = data.replace(b"\1", b"\\\\").replace(b"\2", b'\\"')
+    if b'id":"0' in data:
+        data = _ID_ZEROS.sub(b'"id":"', data)
+    return data
 
 
 def _records_json(text: str) -> str:
     """JSON records joined by commas, as one array."""
     text = "[" + text + "]"
     if 'id":"0' in text:
-        text = _ID_ZEROS.sub('"id":"', text)
+        text = _ID_ZEROS_TEXT.sub('"id":"', text)
     return text
 
