@@ -127,14 +127,11 @@ def _distinct(var: str, names: list[str]) -> str:
 
 def _builder_source(msg: Message, dialect: str, keep_original: bool) -> str:
     has = set(_HEADER_PARAMS) | set(msg.parameters)
-    lines = ["def build(p, pri, time, cats, host, original, now):"]
-    for name in sorted(Params.__struct_fields__):
-        if name not in has:
-            lines.append(f"    {name} = None")
-        elif name in _OR_NONE:
-            lines.append(f"    {name} = p.{name} or None")
-        else:
-            lines.append(f"    {name} = p.{name}")
+
+    def arg(name: str) -> str:
+        return name if name in has else "None"
+
+    lines = []
     # What the exact path would rewrite or refuse: a non-canonical address or SPI.
     for name in sorted(has & _IP_PARAMS):
         lines.append(f"    if {name} is not None and valid_ip({name}) != {name}:")
@@ -173,23 +170,32 @@ def _builder_source(msg: Message, dialect: str, keep_original: bool) -> str:
             "    else:",
             *(f"        {line}" for line in split),
         ]
-    else:
+    elif src_dst != "False":
         lines += [f"    {line}" for line in split]
+    if local_remote == src_dst == "False":
+        lines.append("    source = destination = network = None")
+    else:
+        lines += [
+            "    if source is not None or destination is not None:",
+            "        family = ('ipv6' if ':' in related_ips[0] else 'ipv4') "
+            "if related_ips else None",
+            "        network = Network(proto.lower(), 'ipsec', family) if proto else "
+            "Network('udp', 'ike', family)" if "proto" in has else
+            "        network = Network('udp', 'ike', family)",
+            "    else:",
+            "        network = None",
+        ]
     lines += [
-        "    if source is not None or destination is not None:",
-        "        family = ('ipv6' if ':' in related_ips[0] else 'ipv4') if related_ips else None",
-        "        network = Network(proto.lower(), 'ipsec', family) if proto else "
-        "Network('udp', 'ike', family)",
-        "    else:",
-        "        network = None",
-        "    user = User(userid) if userid else None",
-        "    ingress = Ingress(Interface(recviface)) if recviface else None",
+        "    user = User(userid) if userid else None" if "userid" in has else "    user = None",
+        "    ingress = Ingress(Interface(recviface)) if recviface else None"
+        if "recviface" in has else "    ingress = None",
     ]
     for var, cls, names, args in (
-        ("ike", "Ike", _IKE, ", ".join(_IKE)),
-        ("ipsec", "Ipsec", _IPSEC,
-         ", ".join("proto.lower() if proto else None" if n == "proto" else n for n in _IPSEC)),
-        ("pool", "IpPool", _POOL, ", ".join(_POOL)),
+        ("ike", "Ike", _IKE, ", ".join(map(arg, _IKE))),
+        ("ipsec", "Ipsec", _IPSEC, ", ".join(
+            "proto.lower() if proto else None" if n == "proto" and n in has else arg(n)
+            for n in _IPSEC)),
+        ("pool", "IpPool", _POOL, ", ".join(map(arg, _POOL))),
         ("limit", "Limit", ("max",), "max"),
     ):
         test = _some(names, has)
@@ -198,15 +204,27 @@ def _builder_source(msg: Message, dialect: str, keep_original: bool) -> str:
     m = msg.ecs
     lines.append(f"""\
     fields = EventFields("event", "clavister", "clavister.log", {str(msg.id)!r}, {m.action!r},
-                         {list(m.category)!r}, {list(m.type)!r}, {m.outcome!r}, reason, sev,
-                         {"original" if keep_original else "None"})
+                         {list(m.category)!r}, {list(m.type)!r}, {m.outcome!r}, {arg("reason")},
+                         sev, {"original" if keep_original else "None"})
     clav = Clavister(cats if cats is not None else {list(msg.categories)!r}, prio, rev, event,
-                     action, iface, None, ike, ipsec, pool, limit)
+                     action, {arg("iface")}, None, ike, ipsec, pool, limit)
     return Event(time or now, fields, {msg.message!r}, log,
                  Observer("Clavister", "cOS Stream", "firewall", host, ingress),
                  source, destination, network, user, related, None, ["clavister", "ike"], clav,
                  ECS)""")
-    return "\n".join(lines) + "\n"
+    body = "\n".join(lines)
+    # The parameters the body reads, bound once: ``p.name``, empty text as None.
+    head = ["def build(p, pri, time, cats, host, original, now):"]
+    for name in sorted(Params.__struct_fields__):
+        if re.search(rf"\b{name}\b", body) is None:
+            continue
+        if name not in has:
+            head.append(f"    {name} = None")
+        elif name in _OR_NONE:
+            head.append(f"    {name} = p.{name} or None")
+        else:
+            head.append(f"    {name} = p.{name}")
+    return "\n".join(head) + "\n" + body + "\n"
 
 
 _BUILDER_GLOBALS = {
