@@ -28,7 +28,7 @@ import msgspec
 
 from . import ecs
 from .catalog import Message
-from .normalize import Normalizer, Params, valid_ip
+from .normalize import Normalizer, Params, ip_cache, valid_ip
 from .record import HOST_KEYS, RECORD_META, TIME_KEYS, pri_of, record_host, record_pri, record_time
 from .severity import LEVELS
 from .wire import HEADER_PATTERN, header_fields, utc_iso
@@ -134,7 +134,8 @@ def _builder_source(msg: Message, dialect: str, keep_original: bool) -> str:
     lines = []
     # What the exact path would rewrite or refuse: a non-canonical address or SPI.
     for name in sorted(has & _IP_PARAMS):
-        lines.append(f"    if {name} is not None and valid_ip({name}) != {name}:")
+        lines.append(f"    if {name} is not None and IP_CACHE.get({name}) != {name} "
+                     f"and valid_ip({name}) != {name}:")
         lines.append("        raise Refused")
     for name in sorted(has & _SPI_PARAMS):
         lines.append(f"    if {name} is not None and {name}.strip(HEX):")
@@ -228,7 +229,7 @@ def _builder_source(msg: Message, dialect: str, keep_original: bool) -> str:
 
 
 _BUILDER_GLOBALS = {
-    "LEVELS": LEVELS, "Refused": Refused, "valid_ip": valid_ip, "HEX": HEX,
+    "LEVELS": LEVELS, "Refused": Refused, "valid_ip": valid_ip, "IP_CACHE": ip_cache, "HEX": HEX,
     "SYSLOG": ecs.SYSLOG, "ECS": ecs.ECS,
     **{name: getattr(ecs, name) for name in (
         "Event", "EventFields", "Log", "Observer", "Ingress",
@@ -277,10 +278,17 @@ class Lane:
         """
         out: list[ecs.Event | None] = [None] * len(texts)
         found = _LINES.findall("\n".join(texts))
-        index = [i for i, g in enumerate(found) if g[_CATS]]
-        if not index:
+        if not found:
             return out
-        bodies = [found[i][_BODY] for i in index]
+        columns = list(zip(*found, strict=True))  # transposed in C: one tuple per group
+        if "" in columns[_CATS]:
+            index = [i for i, cats in enumerate(columns[_CATS]) if cats]
+            if not index:
+                return out
+            bodies = [found[i][_BODY] for i in index]
+        else:
+            index = range(len(found))
+            bodies = columns[_BODY]
         joined = "\n".join(bodies)
         if not _simple(joined):
             # Lines with escapes are decoded on their own: the rewrite of escapes costs

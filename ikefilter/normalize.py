@@ -27,7 +27,8 @@ _TRUE = frozenset({"true", "yes", "1", "on"})
 _FALSE = frozenset({"false", "no", "0", "off"})
 _HEX = frozenset("0123456789abcdef")
 
-_ip_cache: dict[str, str | None] = {}
+#: text -> its canonical IP address, or None; read directly where a call costs too much
+ip_cache: dict[str, str | None] = {}
 _MISS = object()
 _IP_CACHE_MAX = 65536
 # Longer than any address with brackets, an IPv4 tail and some padding.
@@ -43,7 +44,7 @@ _is_ipv4 = _IPV4.fullmatch
 
 def valid_ip(text: str) -> str | None:
     """The canonical text of an IP address, or None when ``text`` is not one. Cached."""
-    value = _ip_cache.get(text, _MISS)
+    value = ip_cache.get(text, _MISS)
     if value is not _MISS:
         return value  # type: ignore[return-value]
     if len(text) > _IP_TEXT_MAX:
@@ -57,9 +58,9 @@ def valid_ip(text: str) -> str | None:
             value = None
         if value is not None and "%" in value:
             value = None  # an IPv6 zone index (fe80::1%eth0): an ECS ip field rejects it
-    if len(_ip_cache) >= _IP_CACHE_MAX:
-        _ip_cache.clear()
-    _ip_cache[text] = value
+    if len(ip_cache) >= _IP_CACHE_MAX:
+        ip_cache.clear()
+    ip_cache[text] = value
     return value
 
 
