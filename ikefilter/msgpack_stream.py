@@ -23,7 +23,7 @@ from typing import BinaryIO
 import msgspec
 
 from .forward.protocol import FrameError, array_prefix, walk
-from .lines import CHUNK, iter_batches, whole_batch
+from .lines import CHUNK, collector_paused, iter_batches, whole_batch
 from .pipeline import Pipeline
 
 log = logging.getLogger("ikefilter")
@@ -171,7 +171,7 @@ def run(pipeline: Pipeline, source: BinaryIO, out: BinaryIO, *,
         process = pipeline.process_lines
     try:
         for batch in batches:
-            with whole_batch():
+            with whole_batch(), collector_paused():
                 results = [r for r in process(batch) if r is not None]
                 if results:
                     if msgpack_out:
@@ -179,6 +179,7 @@ def run(pipeline: Pipeline, source: BinaryIO, out: BinaryIO, *,
                         write(encode(results)[len(array_prefix(len(results))):])
                     else:
                         write(json_encoder.encode_lines(results))
+                    del results
                     flush()
     except StreamError as exc:
         flush()
