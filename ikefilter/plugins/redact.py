@@ -78,6 +78,7 @@ class RedactPlugin:
         self._ids: dict[str, str] = {}
         self._texts: dict[str, str] = {}
         self._raw_ips: dict[str, str] = {}
+        self._selectors: dict[str, str] = {}
         if not self.active:
             return
         key = b""
@@ -159,12 +160,17 @@ class RedactPlugin:
         return _remember(self._texts, text, out)
 
     def _selector(self, text: str) -> str:
-        """A traffic selector: ``address/length`` (fast path), else any text."""
+        """A traffic selector: ``address/length`` (fast path), else any text. Cached."""
+        hit = self._selectors.get(text)
+        if hit is not None:
+            return hit
         addr, sep, length = text.partition("/")
         ip = valid_ip(addr)
         if ip is not None and (not sep or length.isdigit()):
-            return self._ip_cached(ip)[0] + sep + length
-        return self.scrub(text)
+            hit = self._ip_cached(ip)[0] + sep + length
+        else:
+            hit = self.scrub(text)
+        return _remember(self._selectors, text, hit)
 
     def _replace_pair(self, m: re.Match) -> str:
         if m["pre"] is not None:
