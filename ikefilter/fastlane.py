@@ -20,9 +20,9 @@ import functools
 import operator
 import re
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 import msgspec
 
@@ -64,6 +64,14 @@ def _base_type(declared: Any) -> Any:
 _META_ATTRS = {key: "m_" + key.replace("@", "at_") for key in RECORD_META}
 _TIME_ATTRS = tuple(_META_ATTRS[key] for key in TIME_KEYS)
 _HOST_ATTRS = tuple(_META_ATTRS[key] for key in HOST_KEYS)
+
+
+class DecodedLines(NamedTuple):
+    """A batch's lines after the decode stage, for :meth:`Lane.build_lines`."""
+
+    index: Sequence[int]  # the lines taken, aligned with ``structs``
+    structs: list  # the typed pairs of each (None: refused)
+    found: list[tuple]  # every line's header groups and body
 
 
 class Refused(Exception):
@@ -276,34 +284,43 @@ class Lane:
         :param records: the records the lines came from, for the time, host and PRI a line
             lacks; ``times``: the shipper's event time of each, used before ``now``.
         """
-        out: list[ecs.Event | None] = [None] * len(texts)
+        return self.build_lines(self.decode_lines(texts), texts, now, records, times)
+
+    def decode_lines(self, texts: list[str]) -> DecodedLines:
+        """The decode stage of :meth:`lines`: headers and typed pairs, nothing built."""
         found = _LINES.findall("\n".join(texts))
         if not found:
-            return out
+            return DecodedLines((), [], found)
         columns = list(zip(*found, strict=True))  # transposed in C: one tuple per group
         if "" in columns[_CATS]:
-            index = [i for i, cats in enumerate(columns[_CATS]) if cats]
+            index: Sequence[int] = [i for i, cats in enumerate(columns[_CATS]) if cats]
             if not index:
-                return out
-            bodies = [found[i][_BODY] for i in index]
+                return DecodedLines((), [], found)
+            bodies: Sequence[str] = [found[i][_BODY] for i in index]
         else:
             index = range(len(found))
             bodies = columns[_BODY]
         joined = "\n".join(bodies)
-        if not _simple(joined):
-            # Lines with escapes are decoded on their own: the rewrite of escapes costs
-            # passes over all the text it is given.
-            simple = [k for k, b in enumerate(bodies) if _simple(b)]
-            escaped = [k for k, b in enumerate(bodies) if "\\" in b and _escapes_only(b)]
-            structs = (
-                self._decode(self._lines, [bodies[k] for k in simple], _pairs_json, "\n")
-                + self._decode(self._lines, [bodies[k] for k in escaped], _pairs_json, "\n"))
-            index = [index[k] for k in simple + escaped]
-        else:
-            structs = self._decode(self._lines, bodies, _pairs_json, "\n", joined)
+        if _simple(joined):
+            return DecodedLines(index, self._decode(self._lines, bodies, _pairs_json, "\n",
+                                                    joined), found)
+        # Lines with escapes are decoded on their own: the rewrite of escapes costs passes
+        # over all the text it is given.
+        simple = [k for k, b in enumerate(bodies) if _simple(b)]
+        escaped = [k for k, b in enumerate(bodies) if "\\" in b and _escapes_only(b)]
+        structs = (self._decode(self._lines, [bodies[k] for k in simple], _pairs_json, "\n")
+                   + self._decode(self._lines, [bodies[k] for k in escaped], _pairs_json, "\n"))
+        return DecodedLines([index[k] for k in simple + escaped], structs, found)
+
+    def build_lines(self, decoded: DecodedLines, texts: list[str], now: str,
+                    records: list[dict] | None = None, times: list[str | None] | None = None
+                    ) -> list[ecs.Event | None]:
+        """The normalize stage of :meth:`lines`."""
+        out: list[ecs.Event | None] = [None] * len(texts)
+        found = decoded.found
         clock = datetime.now(timezone.utc)
         headers: dict[tuple, tuple] = {}  # a batch holds few distinct PRIs and times
-        for i, p in zip(index, structs, strict=True):
+        for i, p in zip(decoded.index, decoded.structs, strict=True):
             if p is None:
                 continue
             g = found[i]
@@ -335,8 +352,18 @@ class Lane:
 
     def split_records(self, texts: list[str], now: str) -> list[ecs.Event | None]:
         """Events for JSON records whose pairs a shipper split into keys (None: not taken)."""
+        return self.build_records(self.decode_records(texts), texts, now)
+
+    def decode_records(self, texts: list[str]) -> list:
+        """The decode stage of :meth:`split_records`: a Struct per record, or None."""
+        # Joined by a newline too, which no JSON string may hold: with every value a flat
+        # Struct and every line starting "{", a line cut short cannot run on into the next.
+        return self._decode(self._records, texts, _records_json, ",\n")
+
+    def build_records(self, structs: list, texts: list[str], now: str
+                      ) -> list[ecs.Event | None]:
+        """The normalize stage of :meth:`split_records`."""
         out: list[ecs.Event | None] = [None] * len(texts)
-        structs = self._decode(self._records, texts, _records_json, ",")
         for i, p in enumerate(structs):
             if p is None:
                 continue
@@ -370,9 +397,12 @@ class Lane:
         text = to_json(sep.join(items) if joined is None else joined)
         if text is not None:
             try:
-                return decoder.decode(text)
+                structs = decoder.decode(text)
             except (msgspec.DecodeError, RecursionError):
                 pass
+            else:
+                if len(structs) == len(items):  # an item that is two never passes for one
+                    return structs
         if len(items) == 1:
             return [None]
         half = len(items) // 2
@@ -451,7 +481,7 @@ def _pairs_json(text: str) -> bytes | None:
 
 
 def _records_json(text: str) -> str:
-    """JSON records joined by commas, as one array."""
+    """JSON records joined by commas (and newlines), as one array."""
     text = "[" + text + "]"
     if 'id":"0' in text:
         text = _ID_ZEROS_TEXT.sub('"id":"', text)

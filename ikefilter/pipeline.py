@@ -99,6 +99,7 @@ class Pipeline:
         self._faults_logged: set[str] = set()
         self._record_decoder = msgspec.json.Decoder(dict)
         self._records_decoder = msgspec.json.Decoder(list[dict])
+        self._extents_decoder = msgspec.json.Decoder(list[msgspec.Raw])
         self._json_encoder = msgspec.json.Encoder()
         self.lane = Lane(self.normalizer) if fast else None
         # A record is read as split pairs only where no source key could be a parameter.
@@ -203,9 +204,17 @@ class Pipeline:
                                 strict=True):
                 out[i] = event
         if wrapped:
+            lines = [texts[i] for i in wrapped]
+            text = "[" + ",".join(lines) + "]"
             try:
-                records = self._records_decoder.decode(
-                    "[" + ",".join([texts[i] for i in wrapped]) + "]")
+                # Each line must be one JSON value, whole: a line cut inside a value could
+                # otherwise run on into the next one in the joined array. The extents of
+                # the array's values (their lengths, in UTF-8) must be the lines'.
+                extents = list(map(len, self._extents_decoder.decode(text)))
+                if extents != list(map(len, lines if text.isascii() else
+                                       (line.encode() for line in lines))):
+                    return
+                records = self._records_decoder.decode(text)
             except (msgspec.DecodeError, RecursionError):
                 return
             for i, event in zip(wrapped, self._lane_records(records, now), strict=True):

@@ -17,7 +17,7 @@ from typing import Any
 
 import msgspec
 
-from ikefilter import generate, lines, wire
+from ikefilter import generate, lines
 from ikefilter.pipeline import DEFAULT_SOURCE_KEYS, Pipeline
 
 TEXT_SHAPES = tuple(s for s in generate.SHAPES if s not in generate.JSON_SHAPES)
@@ -162,105 +162,83 @@ def _source_line(record: dict) -> str | None:
     return None
 
 
-def _batches(corpus: Corpus) -> list[list]:
-    """The batches the pipeline sees: 64 KiB chunks of lines, or the records of each frame."""
-    if corpus.spec.kind == "lines":
-        return list(lines.iter_batches(io.BytesIO(corpus.data)))
-    decode_frame = forward_protocol().decode_frame
-    return [decode_frame(f).records for f in corpus.frames]
-
-
-def _capture_decoded(corpus: Corpus, batches: list[list], catalog) -> list[list]:
-    """The Decoded records the pipeline hands to the normalizer, batch by batch.
-
-    Taken from a pipeline whose normalizer is replaced by a recorder, so JSON paths get the
-    time, host and PRI the pipeline fills in from the record. Falls back to ``decode_line``.
-    """
-    probe = Pipeline(catalog)
-    captured: list = []
-    out: list[list] = []
-    try:
-        probe.normalizer.normalize = lambda d, now: captured.append(d) or d
-        for batch in batches:
-            captured = []
-            if corpus.spec.kind == "lines":
-                probe.process_lines(batch)
-            else:
-                probe.process_records(batch)
-            out.append(captured)
-        if sum(map(len, out)) == corpus.events:
-            return out
-    except Exception:  # noqa: BLE001 - the pipeline changed shape: decode directly
-        pass
-    out = []
-    for batch in batches:
-        texts = []
-        for item in batch:
-            if isinstance(item, bytes):
-                item = item.decode("utf-8", "replace")
-            if isinstance(item, str) and item[:1] == "{":
-                item = msgspec.json.decode(item)
-            texts.append(item if isinstance(item, str) else _source_line(item))
-        out.append([wire.decode_line(t) for t in texts if t is not None])
-    return out
+def _texts(batch: list[bytes]) -> list[str]:
+    """A batch of raw lines as the pipeline reads it: one decode of the batch, then split."""
+    return b"\n".join(batch).decode("utf-8", "replace").split("\n")
 
 
 def stage_times(corpus: Corpus, pipeline: Pipeline, reps: int, catalog=None) -> dict:
-    """Seconds (best of ``reps``) for each stage over the whole corpus.
+    """Seconds (best of ``reps``) for each stage over the whole corpus, as the batch fast
+    path (``ikefilter.fastlane``) runs them.
 
-    read = splitting the input into batches of lines (lines paths only); decode =
-    ``wire.decode_line`` / the JSON record decode (+ the frame decode on forward); normalize;
-    plugins = the stage callable, once per batch; encode = msgspec ``encode_lines``.
+    read = splitting the input into batches of text lines (lines paths only); decode = the
+    fast path's decode (headers, pairs and typing in msgspec), after the JSON record decode
+    on the JSON paths and the frame decode on forward; normalize = the per-message builders;
+    plugins = the stage callable, once per batch; encode = msgspec ``encode_lines``. What is
+    left (pipeline glue, the exact path for lines the fast path refuses, I/O) is ``other``.
     """
     spec = corpus.spec
+    lane = pipeline.lane
+    now = _now()
     result: dict[str, float | None] = dict.fromkeys(STAGES)
+    record_decoder = msgspec.json.Decoder(list[dict])
+
+    def lines_of(records: list[dict]) -> list[str]:
+        return [line for line in map(_source_line, records) if line is not None]
+
     if spec.kind == "lines":
         data = corpus.data
-        result["read"], _ = best_of(lambda: list(lines.iter_batches(io.BytesIO(data))), reps)
-    batches = _batches(corpus)
 
-    decode_line = wire.decode_line
-    record_decoder = msgspec.json.Decoder(dict)
-    if spec.kind == "forward":
+        def read():
+            return [_texts(b) for b in lines.iter_batches(io.BytesIO(data))]
+
+        result["read"], _ = best_of(read, reps)
+        texts = read()
+        if spec.shapes == ("split",):
+            def decode():
+                return [(lane.decode_records(t), t, None, None) for t in texts]
+        elif set(spec.shapes) & generate.JSON_SHAPES:
+            def decode():
+                out = []
+                for t in texts:
+                    records = record_decoder.decode("[" + ",".join(t) + "]")
+                    found = lines_of(records)
+                    out.append((lane.decode_lines(found), found, records, None))
+                return out
+        else:
+            def decode():
+                return [(lane.decode_lines(t), t, None, None) for t in texts]
+    else:
         decode_frame = forward_protocol().decode_frame
         frames = corpus.frames
 
         def decode():
+            out = []
             for frame in frames:
-                for record in decode_frame(frame).records:
-                    line = _source_line(record)
-                    if line is not None:
-                        decode_line(line)
-    elif set(spec.shapes) & generate.JSON_SHAPES:
-        def decode():
-            for batch in batches:
-                for raw in batch:
-                    line = _source_line(record_decoder.decode(raw))
-                    if line is not None:
-                        decode_line(line)
-    else:
-        def decode():
-            for batch in batches:
-                for raw in batch:
-                    decode_line(raw.decode("utf-8", "replace"))
+                f = decode_frame(frame)
+                found = lines_of(f.records)
+                out.append((lane.decode_lines(found), found, f.records, None))
+            return out
 
     result["decode"], _ = best_of(decode, reps)
+    decoded = decode()
+    build = lane.build_records if spec.shapes == ("split",) else lane.build_lines
 
-    decoded = _capture_decoded(corpus, batches, catalog)
-    normalize = pipeline.normalizer.normalize
-    now = _now()
-
-    def run_normalize():
-        return [[normalize(d, now) for d in batch] for batch in decoded]
-
-    def time_normalize():
-        # results dropped as they come, as the pipeline drops each batch once written:
+    def normalize():
+        # each batch dropped once built, as the pipeline drops each batch once written:
         # holding every event alive would bill the collector's walks over them here
-        for batch in decoded:
-            for d in batch:
-                normalize(d, now)
+        for d, t, records, times in decoded:
+            if records is None:
+                build(d, t, now)
+            else:
+                build(d, t, now, records, times)
 
-    result["normalize"], _ = best_of(time_normalize, reps)
+    def events_of():
+        return [[e for e in (build(d, t, now) if records is None else
+                             build(d, t, now, records, times)) if e is not None]
+                for d, t, records, times in decoded]
+
+    result["normalize"], _ = best_of(normalize, reps)
 
     stages = pipeline.stages
     if stages is not None:
@@ -268,17 +246,16 @@ def stage_times(corpus: Corpus, pipeline: Pipeline, reps: int, catalog=None) -> 
         for _ in range(reps):
             gc.collect()
             took = 0.0
-            for batch in decoded:
+            for batch in events_of():
                 # stages change events in place: fresh ones for every batch, made untimed
-                fresh = [normalize(d, now) for d in batch]
                 t0 = clock()
-                stages(fresh)
+                stages(batch)
                 took += clock() - t0
             samples.append(took)
         result["plugins"] = min(samples)
-        events = [[e for e in stages(batch) if e is not None] for batch in run_normalize()]
+        events = [[e for e in stages(batch) if e is not None] for batch in events_of()]
     else:
-        events = run_normalize()
+        events = events_of()
 
     encoder = msgspec.json.Encoder()
 
