@@ -319,18 +319,21 @@ class Lane:
         out: list[ecs.Event | None] = [None] * len(texts)
         found = decoded.found
         clock = datetime.now(timezone.utc)
-        headers: dict[tuple, tuple] = {}  # a batch holds few distinct PRIs and times
+        # PRI and time are read once per distinct pair (a batch holds few); the host, which
+        # may differ on every line, is taken as header_fields takes it.
+        headers: dict[tuple, tuple] = {}
         for i, p in zip(decoded.index, decoded.structs, strict=True):
             if p is None:
                 continue
             g = found[i]
-            key = g[:8]
+            key = (g[0], g[1], g[3], g[5], g[7])
             fields = headers.get(key)
             if fields is None:
                 fields = headers[key] = header_fields(g, clock)
-            pri, time, host, stamp = fields
+            pri, time, _, stamp = fields
             if stamp is not None and time is None:
                 continue  # the exact path notes an invalid timestamp
+            host = g[4] or g[6] or g[2] or None
             when = now
             if records is not None:
                 record = records[i]
