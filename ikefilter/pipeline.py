@@ -182,23 +182,23 @@ class Pipeline:
         texts = text.split("\n")
         if len(texts) != len(lines):
             return None
-        records = (text.count("\n{") + (text[:1] == "{")) if "{" in text else 0
-        out = self.lane.lines(texts, now) if records < len(texts) else [None] * len(texts)
-        if records:
-            self._lane_json(texts, out, now)
+        if "{" not in text:
+            return self.lane.lines(texts, now)
+        json_lines = [i for i, t in enumerate(texts) if t[:1] == "{"]
+        out = (self.lane.lines(texts, now) if len(json_lines) < len(texts)
+               else [None] * len(texts))
+        if json_lines:
+            self._lane_json(texts, json_lines, out, now)
         return out
 
-    def _lane_json(self, texts: list[str], out: list, now: str) -> None:
+    def _lane_json(self, texts: list[str], json_lines: list[int], out: list, now: str
+                   ) -> None:
         """JSON records among the lines: split pairs, or a line under a source key."""
+        # (Split pairs decode into Structs of flat values: no depth to check.)
+        split = [i for i in json_lines if '"id":' in texts[i]]
         depth = self.max_depth
-        split, wrapped = [], []
-        for i, t in enumerate(texts):
-            if t[:1] == "{" and out[i] is None:
-                # (Split pairs decode into Structs of flat values: no depth to check.)
-                if '"id":' in t:
-                    split.append(i)
-                elif t.count("{") + t.count("[") <= depth:
-                    wrapped.append(i)
+        wrapped = [i for i in json_lines if '"id":' not in texts[i]
+                   and texts[i].count("{") + texts[i].count("[") <= depth]
         if split and self._split_lane:
             for i, event in zip(split, self.lane.split_records([texts[i] for i in split], now),
                                 strict=True):
