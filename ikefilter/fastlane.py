@@ -38,6 +38,13 @@ from .wire import HEADER_PATTERN, header_fields, utc_iso
 _LINES = re.compile(rf"^(?:{HEADER_PATTERN}(?P<body>.*)|.*)$", re.X | re.M)
 _CATS, _BODY = 9, 10
 
+# What a failed decode says (msgspec's messages), and each item's ID, to set aside the items
+# that fail. A wrong reading costs speed, never correctness: the decode has the last word.
+_BAD_TAG = re.compile(r"^Invalid value '.*' - at `\$\[\d+\]\.id`$")
+_UNKNOWN_FIELD = re.compile(r"^Object contains unknown field `(.+)` - at `\$\[\d+\]`$")
+_ERROR_AT = re.compile(r" - at `\$\[(\d+)\]")
+_BODY_IDS = re.compile(r"id=(?:(?<=^id=)|(?<=[ \n]id=))0*([0-9]+)", re.M)
+_RECORD_IDS = re.compile(r'"id":"0*([0-9]+)"')
 _NOT_AFTER_CLOSE = re.compile(b"\0[^ \n\0]")
 # An ID with leading zeros names the same message: the tag is the canonical number.
 _ID_ZEROS = re.compile(rb'"id":"0+(?=[0-9])')
@@ -271,6 +278,8 @@ class Lane:
                                            strict=False)
         self._records = msgspec.json.Decoder(
             list[functools.reduce(operator.or_, record_types)], strict=False)
+        self._known_ids = frozenset(str(msg.id) for msg in normalizer.messages.values())
+        self._other_ids = False  # the last batch was mostly IDs the catalog lacks
         #: every key a record with split pairs may have
         self.record_keys = frozenset({"id", *RECORD_META}).union(
             *(t.__struct_encode_fields__ for t in record_types))
@@ -301,6 +310,18 @@ class Lane:
             index = range(len(found))
             bodies = columns[_BODY]
         joined = "\n".join(bodies)
+        if self._other_ids:
+            # The last batch was mostly messages the catalog lacks (a stream of every
+            # category): set those aside before the decode rather than after it fails.
+            ids = _BODY_IDS.findall(joined)
+            if len(ids) == len(bodies):
+                known = self._known_ids
+                keep = [k for k, value in enumerate(ids) if value in known]
+                self._other_ids = len(keep) * 2 < len(bodies)
+                if len(keep) < len(bodies):
+                    index = [index[k] for k in keep]
+                    bodies = [bodies[k] for k in keep]
+                    joined = "\n".join(bodies)
         if _simple(joined):
             return DecodedLines(index, self._decode(self._lines, bodies, _pairs_json, "\n",
                                                     joined), found)
@@ -390,17 +411,26 @@ class Lane:
     # -- decoding, with the odd item isolated -----------------------------------------------------
 
     def _decode(self, decoder, items: list[str], to_json: Callable[[str], str | bytes | None],
-                sep: str, joined: str | None = None) -> list:
-        """Decode ``items`` in one call; on failure, halves until the odd ones are alone.
+                sep: str, joined: str | None = None, retries: int = 4) -> list:
+        """Decode ``items`` in one call: a Struct per item, None where the item is refused.
 
         ``to_json`` takes the items joined by ``sep``; ``joined``: that text, where the
-        caller has it already."""
+        caller has it already. When the call fails, the error names what failed: the items
+        it surely fails for are set aside at once (every ID not in the catalog, as a stream
+        of other messages brings; every item with a newer firmware's parameter) and the
+        rest is decoded again, a few times at most. What still fails is cut into
+        sixteenths, down to single items, so that any mix of odd items costs a few passes
+        over the batch, not one per odd item."""
         if not items:
             return []
-        text = to_json(sep.join(items) if joined is None else joined)
-        if text is not None:
+        text = sep.join(items) if joined is None else joined
+        data = to_json(text)
+        error = None
+        if data is not None:
             try:
-                structs = decoder.decode(text)
+                structs = decoder.decode(data)
+            except msgspec.ValidationError as exc:
+                error = str(exc)
             except (msgspec.DecodeError, RecursionError):
                 pass
             else:
@@ -408,9 +438,44 @@ class Lane:
                     return structs
         if len(items) == 1:
             return [None]
-        half = len(items) // 2
-        return (self._decode(decoder, items[:half], to_json, sep)
-                + self._decode(decoder, items[half:], to_json, sep))
+        out: list = [None] * len(items)
+        if error is not None and retries:
+            odd = self._failing(error, items, text, sep)
+            if odd:
+                keep = [k for k in range(len(items)) if k not in odd]
+                for k, struct in zip(keep, self._decode(decoder, [items[k] for k in keep],
+                                                        to_json, sep, retries=retries - 1),
+                                     strict=True):
+                    out[k] = struct
+                return out
+        step = -(-len(items) // 16)
+        for start in range(0, len(items), step):
+            out[start:start + step] = self._decode(decoder, items[start:start + step],
+                                                   to_json, sep, retries=0)
+        return out
+
+    def _failing(self, error: str, items: list[str], text: str, sep: str) -> set[int]:
+        """The items a decode error shows will fail (empty: it does not say)."""
+        pairs = sep == "\n"  # name=value bodies, else JSON records
+        if _BAD_TAG.search(error) is not None:
+            ids = (_BODY_IDS if pairs else _RECORD_IDS).findall(text)
+            if len(ids) == len(items):
+                known = self._known_ids
+                odd = {k for k, value in enumerate(ids) if value not in known}
+                if pairs and len(odd) * 2 > len(items):
+                    self._other_ids = True
+                if odd:
+                    return odd
+        m = _UNKNOWN_FIELD.search(error)
+        if m is not None:
+            token = m[1] + "=" if pairs else f'"{m[1]}"'
+            odd = {k for k, item in enumerate(items) if token in item}
+            if odd:
+                return odd
+        m = _ERROR_AT.search(error)
+        if m is not None and int(m[1]) < len(items):
+            return {int(m[1])}
+        return set()
 
 
 def _first_str(p, attrs: tuple[str, ...]) -> str | None:

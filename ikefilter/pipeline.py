@@ -102,6 +102,7 @@ class Pipeline:
         self._extents_decoder = msgspec.json.Decoder(list[msgspec.Raw])
         self._json_encoder = msgspec.json.Encoder()
         self.lane = Lane(self.normalizer) if fast else None
+        self._lane_rests = 0
         # A record is read as split pairs only where no source key could be a parameter.
         self._split_lane = self.lane is not None and not (
             set(self.source_keys) & self.lane.record_keys)
@@ -158,8 +159,11 @@ class Pipeline:
         """The events the fast path could take (None for each of the others), or None."""
         if self.lane is None:
             return None
+        if self._lane_rests:
+            self._lane_rests -= 1
+            return None
         try:
-            return take(*args)
+            out = take(*args)
         except Exception as exc:  # never lose a batch to it: the exact path takes them all
             kind = f"fast path {type(exc).__name__}"
             if kind not in self._faults_logged:
@@ -168,6 +172,12 @@ class Pipeline:
                           "(logged once)", type(exc).__name__)
             log.debug("traceback of the fast path", exc_info=exc)
             return None
+        # Where it takes under a quarter of a full batch (a stream of other messages), the
+        # fast path costs more than it saves: it rests for a few batches, then tries again.
+        if out is not None and len(out) >= _FULL_BATCH and None in out:
+            if (len(out) - out.count(None)) * 4 < len(out):
+                self._lane_rests = _LANE_REST
+        return out
 
     def _lane_lines(self, lines: list[bytes] | list[str], now: str) -> list | None:
         if not lines or max(map(len, lines)) > self.max_line:
@@ -430,6 +440,8 @@ class Pipeline:
 
 
 _PLAIN_TAGS = ["clavister", "ike"]
+_FULL_BATCH = 64
+_LANE_REST = 8
 _DROP_NOT_CLAVISTER = object()
 
 
