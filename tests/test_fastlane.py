@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 
 import msgspec
 import pytest
@@ -16,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import ikefilter.pipeline
-from ikefilter import catalog, generate
+from ikefilter import catalog, fastlane, generate
 from ikefilter.normalize import Params
 from ikefilter.pipeline import Pipeline, Stats
 
@@ -57,6 +58,9 @@ def pipelines(**options) -> tuple[Pipeline, Pipeline]:
     fast, exact = _pipelines(**options)
     assert fast.lane is not None and exact.lane is None
     fast.stats, exact.stats = Stats(), Stats()
+    # What the fast path learnt from earlier batches must not keep it out of this test.
+    fast._lane_rests = 0
+    fast.lane._other_ids = False
     return fast, exact
 
 
@@ -773,3 +777,72 @@ def test_a_lane_that_raises_on_records_loses_nothing(monkeypatch):
     assert calls, "the lane was never asked"
     _compare(fast, exact, got, exact.process_records(records), records)
     same_lines([ENCODE(r).decode() for r in records])
+
+
+# -- batches the fast path mostly refuses -----------------------------------------------------
+
+
+def _good_lines(n: int) -> list[str]:
+    return [line for line in corpus(1, ("bracketed",)) if "\\" not in line][:n]
+
+
+def _counting_rewrites(monkeypatch) -> list[int]:
+    calls = [0]
+    real = fastlane._pairs_json
+
+    def counted(text):
+        calls[0] += 1
+        return real(text)
+
+    monkeypatch.setattr(fastlane, "_pairs_json", counted)
+    return calls
+
+
+@pytest.mark.parametrize("odd", [
+    pytest.param(lambda line: line + " newparam=1", id="a parameter the catalog lacks"),
+    pytest.param(lambda line: re.sub(r" id=\d+", " id=3300001", line), id="an ID it lacks"),
+])
+def test_a_batch_of_odd_lines_costs_a_few_passes(monkeypatch, odd):
+    lines = [odd(line) for line in _good_lines(200)]
+    fast, _ = pipelines()
+    calls = _counting_rewrites(monkeypatch)
+    assert fast.lane.lines(lines, NOW) == [None] * len(lines)
+    assert calls[0] <= 3  # not one rewrite per odd line (hundreds)
+
+
+def test_odd_lines_among_good_ones_leave_the_good_ones_to_the_fast_path(monkeypatch):
+    good = _good_lines(240)
+    lines = [line + " newparam=1" if i % 10 == 0 else
+             re.sub(r" id=\d+", " id=3300001", line) if i % 10 == 5 else line
+             for i, line in enumerate(good)]
+    fast, _ = pipelines()
+    calls = _counting_rewrites(monkeypatch)
+    events = fast.lane.lines(lines, NOW)
+    taken = [i for i, event in enumerate(events) if event is not None]
+    assert taken == [i for i in range(len(lines)) if i % 5]
+    assert calls[0] <= 4
+    same_lines(lines)
+
+
+def test_a_stream_of_other_messages_rests_the_fast_path(monkeypatch):
+    other = [re.sub(r" id=\d+", " id=3300001", line) for line in _good_lines(100)]
+    fast, exact = pipelines()
+    calls = [0]
+    real = fast.lane.lines
+
+    def counted(*args, **kwargs):
+        calls[0] += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fast.lane, "lines", counted)
+    for _ in range(ikefilter.pipeline._LANE_REST + 2):
+        _compare(fast, exact, fast.process_lines(other), exact.process_lines(other), other)
+        fast.stats, exact.stats = Stats(), Stats()
+    # tried, rested for the next batches, then tried again
+    assert calls[0] == 2
+    # a batch it takes keeps it working
+    good = _good_lines(100)
+    fast._lane_rests = 0
+    for _ in range(3):
+        fast.process_lines(good)
+    assert calls[0] == 5
