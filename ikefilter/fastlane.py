@@ -45,6 +45,8 @@ _UNKNOWN_FIELD = re.compile(r"^Object contains unknown field `(.+)` - at `\$\[\d
 _ERROR_AT = re.compile(r" - at `\$\[(\d+)\]")
 _BODY_IDS = re.compile(r"id=(?:(?<=^id=)|(?<=[ \n]id=))0*([0-9]+)", re.M)
 _RECORD_IDS = re.compile(r'"id":"0*([0-9]+)"')
+_FEW = 64  # fewer items than this say little about the stream
+_ENDS_WITH_EQUALS = operator.methodcaller("endswith", b"=")
 _NOT_AFTER_CLOSE = re.compile(b"\0[^ \n\0]")
 # An ID with leading zeros names the same message: the tag is the canonical number.
 _ID_ZEROS = re.compile(rb'"id":"0+(?=[0-9])')
@@ -280,6 +282,7 @@ class Lane:
             list[functools.reduce(operator.or_, record_types)], strict=False)
         self._known_ids = frozenset(str(msg.id) for msg in normalizer.messages.values())
         self._other_ids = False  # the last batch was mostly IDs the catalog lacks
+        self._padded_ids = False  # the last batch had IDs with leading zeros
         #: every key a record with split pairs may have
         self.record_keys = frozenset({"id", *RECORD_META}).union(
             *(t.__struct_encode_fields__ for t in record_types))
@@ -427,6 +430,15 @@ class Lane:
         data = to_json(text)
         error = None
         if data is not None:
+            if self._padded_ids and data:
+                # IDs with leading zeros name the same messages: the tags are the plain
+                # numbers. (Looked for only while they come: a search costs a pass.)
+                if type(data) is bytes:
+                    data, count = _ID_ZEROS.subn(b'"id":"', data)
+                else:
+                    data, count = _ID_ZEROS_TEXT.subn('"id":"', data)
+                if not count and len(items) >= _FEW:
+                    self._padded_ids = False
             try:
                 structs = decoder.decode(data)
             except msgspec.ValidationError as exc:
@@ -436,6 +448,11 @@ class Lane:
             else:
                 if len(structs) == len(items):  # an item that is two never passes for one
                     return structs
+        if (error is not None and retries and not self._padded_ids
+                and _BAD_TAG.search(error) is not None
+                and ("id=0" if sep == "\n" else '"id":"0') in text):
+            self._padded_ids = True  # again, with the zeros stripped
+            return self._decode(decoder, items, to_json, sep, joined, retries - 1)
         if len(items) == 1:
             return [None]
         out: list = [None] * len(items)
@@ -526,8 +543,7 @@ def _pairs_json(text: str) -> bytes | None:
             return None  # a line with an odd number of quotes
         # Every quote opens a value right after "=" and closes it before a space, the end
         # of its line or the end ('"x"="y"' and 'x="a"b' are not plain pairs).
-        opening = b"\0".join(parts[:-1:2]) + b"\0"
-        if opening.count(b"=\0") != len(parts) // 2:
+        if not all(map(_ENDS_WITH_EQUALS, parts[:-1:2])):
             return None
         if _NOT_AFTER_CLOSE.search(b"\0" + b"\0".join(parts[2::2])) is not None:
             return None
@@ -543,15 +559,10 @@ def _pairs_json(text: str) -> bytes | None:
         data = b"".join(parts)
         if escaped:
             data = data.replace(b"\1", b"\\\\").replace(b"\2", b'\\"')
-    if b'id":"0' in data:
-        data = _ID_ZEROS.sub(b'"id":"', data)
     return data
 
 
 def _records_json(text: str) -> str:
     """JSON records joined by commas (and newlines), as one array."""
-    text = "[" + text + "]"
-    if 'id":"0' in text:
-        text = _ID_ZEROS_TEXT.sub('"id":"', text)
-    return text
+    return "[" + text + "]"
 
