@@ -8,10 +8,11 @@ from its catalog parameters, so the Python run per event is only what that messa
 
 Whatever this path could get wrong it refuses, and the line takes the exact per-line path
 (:func:`~ikefilter.wire.decode_line` and :meth:`~ikefilter.normalize.Normalizer.normalize`):
-an escape, a bracket, non-ASCII text, an unknown ID or parameter, a value that does not fit
-its type, an address not in canonical form, a time that is not a real one. The two paths
-write the same bytes: ``tests/test_fastlane.py`` checks it over the generated corpus and
-over generated hostile values.
+an escape other than ``\\"`` and ``\\\\`` in quotes, a bracket, non-ASCII text, an unknown
+ID or parameter, a value msgspec does not read as its type, a non-canonical address or SPI,
+a time that is not a real one. Where msgspec reads a value, the exact path
+reads it the same way. The two paths write the same bytes: ``tests/test_fastlane.py``
+checks it over the generated corpus and over generated hostile values.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import re
 import typing
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
-from typing import Annotated, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -52,7 +53,6 @@ _NOT_AFTER_CLOSE = re.compile(b"\0[^ \n\0]")
 _ID_ZEROS = re.compile(rb'"id":"0+(?=[0-9])')
 _ID_ZEROS_TEXT = re.compile(r'"id":"0+(?=[0-9])')
 
-# A canonical IPv4 address, or text that may be IPv6 (checked by the builder).
 # Addresses and SPIs are decoded as text and checked by the builders: a pattern on the
 # Struct field costs a Python regex call per value inside the decode, four times the time.
 _IP_PARAMS = frozenset({"localip", "remoteip", "srcip", "destip", "ip"})
@@ -62,12 +62,6 @@ _HEADER_PARAMS = ("prio", "rev", "event", "action")
 _Scalar = str | int | float | bool | None
 
 _PARAM_TYPES = typing.get_type_hints(Params, include_extras=True)
-
-
-def _base_type(declared: Any) -> Any:
-    """``int`` for ``Annotated[int, ...] | None``."""
-    kind = typing.get_args(declared)[0]
-    return typing.get_args(kind)[0] if typing.get_origin(kind) is Annotated else kind
 
 
 _META_ATTRS = {key: "m_" + key.replace("@", "at_") for key in RECORD_META}
@@ -121,9 +115,9 @@ _OR_NONE = frozenset({"rev", "event", "action", "reason", "iface", "recviface", 
                       "name", *_IP_PARAMS, *_SPI_PARAMS})
 
 
-def _some(names: tuple[str, ...], has: set[str]) -> str:
+def _some(names: tuple[str, ...], has: set[str]) -> str | None:
     """Python for "any of ``names`` is not None", over the ones the message has."""
-    return " or ".join(f"{n} is not None" for n in names if n in has) or "False"
+    return " or ".join(f"{n} is not None" for n in names if n in has) or None
 
 
 def _distinct(var: str, names: list[str]) -> str:
@@ -176,8 +170,8 @@ def _builder_source(msg: Message, dialect: str, keep_original: bool) -> str:
         f"source = Endpoint(srcip, srcport) if {_some(('srcip', 'srcport'), has)} else None",
         f"destination = Endpoint(destip, destport) if {_some(('destip', 'destport'), has)} "
         "else None",
-    ] if src_dst != "False" else ["source = destination = None"]
-    if local_remote != "False":
+    ] if src_dst else ["source = destination = None"]
+    if local_remote:
         lines += [
             f"    if {local_remote}:",
             f"        local = Endpoint(localip, localport) "
@@ -188,9 +182,9 @@ def _builder_source(msg: Message, dialect: str, keep_original: bool) -> str:
             "    else:",
             *(f"        {line}" for line in split),
         ]
-    elif src_dst != "False":
+    elif src_dst:
         lines += [f"    {line}" for line in split]
-    if local_remote == src_dst == "False":
+    if not local_remote and not src_dst:
         lines.append("    source = destination = network = None")
     else:
         lines += [
@@ -217,7 +211,7 @@ def _builder_source(msg: Message, dialect: str, keep_original: bool) -> str:
         ("limit", "Limit", ("max",), "max"),
     ):
         test = _some(names, has)
-        lines.append(f"    {var} = {cls}({args}) if {test} else None" if test != "False"
+        lines.append(f"    {var} = {cls}({args}) if {test} else None" if test
                      else f"    {var} = None")
     m = msg.ecs
     lines.append(f"""\
@@ -265,22 +259,35 @@ def _builder(msg: Message, dialect: str, keep_original: bool) -> Callable:
 # -- the batch ----------------------------------------------------------------------------------
 
 
+def takes(msg: Message) -> bool:
+    """Whether the fast path can take the message: every parameter is a field of Params (a
+    message from a newer reference may name others; the exact path takes it)."""
+    return set(msg.parameters) <= _PARAM_TYPES.keys()
+
+
 class Lane:
-    """Built once per pipeline from its normalizer; used for every batch."""
+    """Built once per pipeline from its normalizer; used for every batch.
+
+    :raises ValueError: when it could take no message of the catalog (see :func:`takes`).
+    """
 
     def __init__(self, normalizer: Normalizer):
         dialect, keep = normalizer.severity_dialect, normalizer.keep_original
         line_types, record_types = [], []
         for msg in normalizer.messages.values():
+            if not takes(msg):
+                continue
             build = _builder(msg, dialect, keep)
             line_types.append(_message_struct(msg, False, build))
             record_types.append(_message_struct(msg, True, build))
+        if not line_types:
+            raise ValueError("the fast path takes no message of this catalog")
         # A union tagged on "id": one Struct per message.
         self._lines = msgspec.json.Decoder(list[functools.reduce(operator.or_, line_types)],
                                            strict=False)
         self._records = msgspec.json.Decoder(
             list[functools.reduce(operator.or_, record_types)], strict=False)
-        self._known_ids = frozenset(str(msg.id) for msg in normalizer.messages.values())
+        self._known_ids = frozenset(t.__struct_config__.tag for t in line_types)
         self._other_ids = False  # the last batch was mostly IDs the catalog lacks
         self._padded_ids = False  # the last batch had IDs with leading zeros
         #: every key a record with split pairs may have
@@ -301,7 +308,7 @@ class Lane:
     def decode_lines(self, texts: list[str]) -> DecodedLines:
         """The decode stage of :meth:`lines`: headers and typed pairs, nothing built."""
         found = _LINES.findall("\n".join(texts))
-        if not found:
+        if not found or len(found) != len(texts):  # (a line that held a newline)
             return DecodedLines((), [], found)
         columns = list(zip(*found, strict=True))  # transposed in C: one tuple per group
         if "" in columns[_CATS]:

@@ -94,14 +94,17 @@ LONG_MAX = 2**63 - 1
 
 def _int(p: dict[str, str], name: str, probs: _Problems, hi: int = LONG_MAX) -> int | None:
     """An integer as msgspec reads one from text, so that both paths agree: JSON number
-    syntax with an integral value ("500", "5e2"), never " 500", "+5" or "0500"."""
+    syntax with an integral value ("500", "5e2"), never " 500", "+5" or "0500"; "null" in
+    any case is no value."""
     raw = p.get(name)
     if not raw:
         return None
     try:
-        value = _convert(raw, int, strict=False)
+        value = _convert(raw, int | None, strict=False)
     except msgspec.ValidationError:
         probs.bad(name, raw, "not an integer")
+        return None
+    if value is None:
         return None
     if value < 0 or value > hi:
         probs.bad(name, raw, f"out of range 0-{hi}")
@@ -129,9 +132,15 @@ def _spi(p: dict[str, str], name: str, probs: _Problems) -> str | None:
 
 
 def _bool(p: dict[str, str], name: str, probs: _Problems) -> bool | None:
+    """What msgspec reads as a boolean (or as no value: "null"), so that both paths agree;
+    else yes/no/on/off too, in any case."""
     raw = p.get(name)
     if not raw:
         return None
+    try:
+        return _convert(raw, bool | None, strict=False)
+    except msgspec.ValidationError:
+        pass
     text = raw.strip().lower()
     if text in _TRUE:
         return True
@@ -155,7 +164,7 @@ def _any(*values: object) -> bool:
 
 _Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
 _Count = Annotated[int, msgspec.Meta(ge=0, le=LONG_MAX)]
-_Spi = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]+$")]
+_Spi = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]+\Z")]  # (\Z: "$" takes "ab\n")
 
 
 class Params(msgspec.Struct, gc=False):

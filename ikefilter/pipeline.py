@@ -24,7 +24,7 @@ import msgspec
 from . import ecs
 from .catalog import Catalog
 from .catalog import load as load_catalog
-from .fastlane import Lane
+from .fastlane import Lane, takes
 from .normalize import Normalizer, SeverityDialect
 from .record import DEFAULT_SOURCE_KEYS, RECORD_META, record_host, record_pri, record_time
 from .wire import Decoded, NotClavister, Undecodable, decode_line
@@ -101,7 +101,8 @@ class Pipeline:
         self._records_decoder = msgspec.json.Decoder(list[dict])
         self._extents_decoder = msgspec.json.Decoder(list[msgspec.Raw])
         self._json_encoder = msgspec.json.Encoder()
-        self.lane = Lane(self.normalizer) if fast else None
+        self.lane = Lane(self.normalizer) if fast and any(map(takes, self.catalog.messages)) \
+            else None
         self._lane_rests = 0
         # A record is read as split pairs only where no source key could be a parameter.
         self._split_lane = self.lane is not None and not (
@@ -225,8 +226,8 @@ class Pipeline:
                                        (line.encode() for line in lines))):
                     return
                 records = self._records_decoder.decode(text)
-            except (msgspec.DecodeError, RecursionError):
-                return
+            except (msgspec.DecodeError, RecursionError, UnicodeError):
+                return  # (UnicodeError: a lone surrogate in a str line)
             for i, event in zip(wrapped, self._lane_records(records, now), strict=True):
                 out[i] = event
 

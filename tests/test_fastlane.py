@@ -459,6 +459,13 @@ REFUSED, TAKEN, EITHER = "refused", "taken", "either"
 EDGE_LINES = [
     # (line, what the lane must do with it alone)
     (GOOD, TAKEN),
+    # "null" (any case) is no value to msgspec and so to both paths; "-0" is false; an
+    # empty address or SPI beside them must not make the two paths read them apart
+    (HEADER + "prio=2 id=530 localip= localport=null", EITHER),
+    (HEADER + "prio=2 id=530 localikespi= initiator=-0", EITHER),
+    (HEADER + "prio=null id=530 localip=", EITHER),
+    (HEADER + "prio=2 id=642 localikespi= ikeversion=Null rekeytime=NULL", EITHER),
+    (HEADER + "prio=2 id=530 localport=null", EITHER),
     (HEADER + 'prio=2 id=530 reason="Peer sent \\"X\\"" localip=1.2.3.4', EITHER),
     (HEADER + 'prio=2 id=530 reason="a\\\\\\\\b"', EITHER),
     (HEADER + 'prio=2 id=530 reason="a\\\\"', EITHER),
@@ -606,6 +613,9 @@ def test_embedded_newline_in_a_record():
 
 
 SPLIT_RECORDS = [
+    {"id": "530", "remoteip": "", "rekeytime": "NULL"},
+    {"id": "530", "localikespi": "abcd\n"},
+    {"id": "530", "localikespi": "ABCD\n"},
     {"id": "530", "localip": "1.2.3.4", "localport": 500, "initiator": True},
     {"id": "530", "localport": 500.0, "rekeytime": 3600.0},
     {"id": "530", "localport": 500.5},
@@ -846,3 +856,23 @@ def test_a_stream_of_other_messages_rests_the_fast_path(monkeypatch):
     for _ in range(3):
         fast.process_lines(good)
     assert calls[0] == 5
+
+
+def test_a_message_with_a_parameter_params_lacks_takes_the_exact_path():
+    # A catalog rebuilt from a newer reference may name a parameter the code does not know.
+    messages = [msgspec.structs.replace(m, parameters=[*m.parameters, "tunnel"])
+                if m.id == 530 else m for m in CATALOG.messages]
+    cat = msgspec.structs.replace(CATALOG, messages=messages)
+    fast, exact = Pipeline(cat), Pipeline(cat, fast=False)
+    lines = [GOOD, GOOD + " tunnel=t1", GOOD.replace("id=530", "id=590")]
+    assert fast.lane is not None
+    assert fast.lane.lines(lines, NOW)[:2] == [None, None]
+    _compare(fast, exact, fast.process_lines(lines), exact.process_lines(lines), lines)
+
+
+def test_a_lone_surrogate_in_a_json_line_is_no_fault(caplog):
+    lines = ['{"log":"' + GOOD + ' reason=\ud800"}', '{"log":"' + GOOD + '"}'[:-2] + "\ud800\"}"]
+    lines.append('{"log": "x' + "\ud800" + '"}')
+    with caplog.at_level("ERROR", logger="ikefilter"):
+        same_lines(lines)
+    assert not [r for r in caplog.records if "fast path" in r.getMessage()]
