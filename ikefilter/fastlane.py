@@ -81,7 +81,7 @@ class Refused(Exception):
     """A value the fast path does not write exactly as the exact path would."""
 
 
-def _message_struct(msg: Message, meta: bool, build: Callable) -> type:
+def _message_struct(msg: Message, meta: bool, build: Callable, tag: str) -> type:
     names = list(dict.fromkeys(_HEADER_PARAMS + tuple(msg.parameters)))
     fields: list[tuple[str, Any, Any]] = [
         (name, str | None if name in _IP_PARAMS | _SPI_PARAMS else _PARAM_TYPES[name], None)
@@ -93,7 +93,7 @@ def _message_struct(msg: Message, meta: bool, build: Callable) -> type:
         rename = {_META_ATTRS[key]: key for key in RECORD_META}
         fields += [(_META_ATTRS[key], _Scalar, None) for key in sorted(RECORD_META)]
     return msgspec.defstruct(
-        f"Message{msg.id}", fields, tag_field="id", tag=str(msg.id), rename=rename,
+        f"Message{tag}", fields, tag_field="id", tag=tag, rename=rename,
         forbid_unknown_fields=True, gc=False, namespace={"build": build},
     )
 
@@ -278,8 +278,10 @@ class Lane:
             if not takes(msg):
                 continue
             build = _builder(msg, dialect, keep)
-            line_types.append(_message_struct(msg, False, build))
-            record_types.append(_message_struct(msg, True, build))
+            # The ID as a number, and as the eight digits some exports write ("00000530").
+            for tag in dict.fromkeys((str(msg.id), f"{msg.id:08d}")):
+                line_types.append(_message_struct(msg, False, build, tag))
+                record_types.append(_message_struct(msg, True, build, tag))
         if not line_types:
             raise ValueError("the fast path takes no message of this catalog")
         # A union tagged on "id": one Struct per message.
@@ -287,7 +289,8 @@ class Lane:
                                            strict=False)
         self._records = msgspec.json.Decoder(
             list[functools.reduce(operator.or_, record_types)], strict=False)
-        self._known_ids = frozenset(t.__struct_config__.tag for t in line_types)
+        self._known_ids = frozenset(str(msg.id) for msg in normalizer.messages.values()
+                                    if takes(msg))
         self._other_ids = False  # the last batch was mostly IDs the catalog lacks
         self._padded_ids = False  # the last batch had IDs with leading zeros
         #: every key a record with split pairs may have
