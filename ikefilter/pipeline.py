@@ -116,14 +116,15 @@ class Pipeline:
         out = self._fast(self._lane_lines, lines, now)
         if out is None:
             out = [None] * len(lines)
-        if None in out:
-            for i, item in enumerate(out):
-                if item is None:
-                    line = lines[i]
-                    try:
-                        out[i] = self._from_line(line, now)
-                    except Exception as exc:  # one line never stops the batch
-                        out[i] = self._fault(line, exc, now)
+        elif None not in out:
+            return self._finish(out, taken=True)
+        for i, item in enumerate(out):
+            if item is None:
+                line = lines[i]
+                try:
+                    out[i] = self._from_line(line, now)
+                except Exception as exc:  # one line never stops the batch
+                    out[i] = self._fault(line, exc, now)
         return self._finish(out)
 
     def process_records(
@@ -138,20 +139,21 @@ class Pipeline:
         out = self._fast(self._lane_records, records, now, times)
         if out is None:
             out = [None] * len(records)
-        if None in out:
-            for i, item in enumerate(out):
-                if item is not None:
-                    continue
-                r = records[i]
-                when = (times[i] or now) if times is not None else now
-                try:
-                    if isinstance(r, dict):
-                        out[i] = self._from_record(r, when, None)
-                    else:
-                        out[i] = self._failure(_cut(repr(r), self.max_line),
-                                               "record is not a mapping", when)
-                except Exception as exc:
-                    out[i] = self._fault(r, exc, when)
+        elif None not in out:
+            return self._finish(out, taken=True)
+        for i, item in enumerate(out):
+            if item is not None:
+                continue
+            r = records[i]
+            when = (times[i] or now) if times is not None else now
+            try:
+                if isinstance(r, dict):
+                    out[i] = self._from_record(r, when, None)
+                else:
+                    out[i] = self._failure(_cut(repr(r), self.max_line),
+                                           "record is not a mapping", when)
+            except Exception as exc:
+                out[i] = self._fault(r, exc, when)
         return self._finish(out)
 
     # -- the batch fast path ----------------------------------------------------------------
@@ -406,8 +408,16 @@ class Pipeline:
 
     # -- per batch --------------------------------------------------------------------------
 
-    def _finish(self, out: list[Output]) -> list[Output]:
+    def _finish(self, out: list[Output], taken: bool = False) -> list[Output]:
+        """Run the site stages over the batch's events and count it all in :attr:`stats`.
+
+        :param taken: every item is an event of the fast path."""
         stats = self.stats
+        if taken and self.stages is None:
+            # Every item an event of the fast path, which are never tagged: nothing to scan.
+            stats.in_ += len(out)
+            stats.out += len(out)
+            return out
         if self.stages is not None:
             index = [i for i, item in enumerate(out) if type(item) is ecs.Event]
             if index:
