@@ -304,7 +304,8 @@ class Lane:
         """Events for the lines this path takes, None for the others (aligned with ``texts``).
 
         :param records: the records the lines came from, for the time, host and PRI a line
-            lacks; ``times``: the shipper's event time of each, used before ``now``.
+            lacks (None: a record with nothing to lend); ``times``: the shipper's event time
+            of each, used before ``now``.
         """
         return self.build_lines(self.decode_lines(texts), texts, now, records, times)
 
@@ -371,12 +372,13 @@ class Lane:
             when = now
             if records is not None:
                 record = records[i]
-                if time is None:
-                    time = record_time(record)
-                if host is None:
-                    host = record_host(record)
-                if pri is None:
-                    pri = record_pri(record)
+                if record is not None:
+                    if time is None:
+                        time = record_time(record)
+                    if host is None:
+                        host = record_host(record)
+                    if pri is None:
+                        pri = record_pri(record)
                 if times is not None and times[i]:
                     when = times[i]
             try:

@@ -104,6 +104,7 @@ class Pipeline:
         self.lane = Lane(self.normalizer) if fast and any(map(takes, self.catalog.messages)) \
             else None
         self._lane_rests = 0
+        self._lone_line_is_bare = not set(self.source_keys) & RECORD_META
         # A record is read as split pairs only where no source key could be a parameter.
         self._split_lane = self.lane is not None and not (
             set(self.source_keys) & self.lane.record_keys)
@@ -237,6 +238,8 @@ class Pipeline:
         out: list = [None] * len(records)
         index, lines, taken, when = [], [], [], []
         keys, limit = self.source_keys, self.max_line
+        # A record that holds only its line has no time, host or PRI to lend it.
+        alone = 1 if self._lone_line_is_bare else 0
         for i, r in enumerate(records):
             if type(r) is not dict:
                 continue
@@ -246,7 +249,7 @@ class Pipeline:
                     if len(value) <= limit and "\n" not in value:
                         index.append(i)
                         lines.append(value)
-                        taken.append(r)
+                        taken.append(None if len(r) == alone else r)
                         if times is not None:
                             when.append(times[i])
                     break
