@@ -299,8 +299,8 @@ class Lane:
 
     # -- raw lines --------------------------------------------------------------------------
 
-    def lines(self, texts: list[str], now: str, records: list[dict] | None = None,
-              times: list[str | None] | None = None) -> list[ecs.Event | None]:
+    def lines(self, texts: list[str], now: str, records: list[dict | None] | None = None,
+              times: Sequence[str | None] | None = None) -> list[ecs.Event | None]:
         """Events for the lines this path takes, None for the others (aligned with ``texts``).
 
         :param records: the records the lines came from, for the time, host and PRI a line
@@ -348,8 +348,8 @@ class Lane:
         return DecodedLines([index[k] for k in simple + escaped], structs, found)
 
     def build_lines(self, decoded: DecodedLines, texts: list[str], now: str,
-                    records: list[dict] | None = None, times: list[str | None] | None = None
-                    ) -> list[ecs.Event | None]:
+                    records: list[dict | None] | None = None,
+                    times: Sequence[str | None] | None = None) -> list[ecs.Event | None]:
         """The normalize stage of :meth:`lines`."""
         out: list[ecs.Event | None] = [None] * len(texts)
         found = decoded.found
@@ -379,8 +379,8 @@ class Lane:
                         host = record_host(record)
                     if pri is None:
                         pri = record_pri(record)
-                if times is not None and times[i]:
-                    when = times[i]
+                if time is None and times is not None:
+                    when = times[i] or now  # (read only where needed: it may be converted)
             try:
                 out[i] = p.build(pri, time, g[_CATS].split(","), host, texts[i], when)
             except Refused:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
 from typing import Any, Literal
 
@@ -129,12 +129,13 @@ class Pipeline:
         return self._finish(out)
 
     def process_records(
-        self, records: list[dict], times: list[str | None] | None = None
+        self, records: list[dict], times: Sequence[str | None] | None = None
     ) -> list[Output]:
         """Process one batch of records a shipper already decoded into mappings.
 
         :param times: the shipper's event time of each record (RFC 3339 UTC), aligned with
             ``records``: used for an event whose line and record carry no time of their own.
+            Any sequence: an item is read only for such an event.
         """
         now = _now()
         out = self._fast(self._lane_records, records, now, times)
@@ -234,9 +235,9 @@ class Pipeline:
             for i, event in zip(wrapped, self._lane_records(records, now), strict=True):
                 out[i] = event
 
-    def _lane_records(self, records: list, now: str, times: list | None = None) -> list:
+    def _lane_records(self, records: list, now: str, times: Sequence | None = None) -> list:
         out: list = [None] * len(records)
-        index, lines, taken, when = [], [], [], []
+        index, lines, taken = [], [], []
         keys, limit = self.source_keys, self.max_line
         # A record that holds only its line has no time, host or PRI to lend it.
         alone = 1 if self._lone_line_is_bare else 0
@@ -250,11 +251,10 @@ class Pipeline:
                         index.append(i)
                         lines.append(value)
                         taken.append(None if len(r) == alone else r)
-                        if times is not None:
-                            when.append(times[i])
                     break
         if index:
-            events = self.lane.lines(lines, now, taken, when if times is not None else None)
+            events = self.lane.lines(lines, now, taken,
+                                     _Picked(times, index) if times is not None else None)
             for i, event in zip(index, events, strict=True):
                 out[i] = event
         return out
@@ -451,6 +451,21 @@ class Pipeline:
         stats.tagged += tagged
         stats.passthrough += written - events
         return out
+
+
+class _Picked:
+    """``items[index[k]]`` for each ``k``, read only when asked."""
+
+    __slots__ = ("index", "items")
+
+    def __init__(self, items: Sequence, index: list[int]):
+        self.items, self.index = items, index
+
+    def __getitem__(self, k: int):
+        return self.items[self.index[k]]
+
+    def __len__(self) -> int:
+        return len(self.index)
 
 
 _PLAIN_TAGS = ["clavister", "ike"]

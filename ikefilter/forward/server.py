@@ -103,12 +103,13 @@ class Processor(Protocol):
     """What the server calls once per batch of records."""
 
     def process_records(
-        self, records: list[dict], times: list[str | None] | None = None
+        self, records: list[dict], times: Sequence[str | None] | None = None
     ) -> list[object | None]:
         """Return one output record or None per input record, in the same order.
 
         ``times`` are the records' event times as RFC 3339 UTC text, aligned with
-        ``records``: the time of an event whose line carries none.
+        ``records``: the time of an event whose line carries none. A sequence that
+        converts each time when it is read: read only the ones needed.
         """
         ...
 
@@ -435,7 +436,7 @@ class ForwardServer:
             records = [record for frame in frames for record in frame.records]
             times = [t for frame in frames for t in frame.times]
         outputs = (
-            self.processor.process_records(records, [event_time_iso(t) for t in times])
+            self.processor.process_records(records, _EventTimes(times))
             if records else []
         )
         if len(outputs) != len(records):
@@ -577,3 +578,19 @@ def run(processor: Processor, **options: Any) -> int:
     stats = asyncio.run(serve(processor, **options))
     log.info("forward server stopped: %s", stats)
     return 0
+
+
+class _EventTimes(Sequence):
+    """The records' event times as RFC 3339 text, each converted only if it is read (the
+    core reads one only for an event whose line carries no time)."""
+
+    __slots__ = ("times",)
+
+    def __init__(self, times: list):
+        self.times = times
+
+    def __getitem__(self, i: int) -> str | None:
+        return event_time_iso(self.times[i])
+
+    def __len__(self) -> int:
+        return len(self.times)
