@@ -876,3 +876,30 @@ def test_a_lone_surrogate_in_a_json_line_is_no_fault(caplog):
     with caplog.at_level("ERROR", logger="ikefilter"):
         same_lines(lines)
     assert not [r for r in caplog.records if "fast path" in r.getMessage()]
+
+
+class _CountingTimes:
+    """A ``times`` sequence that records which items were read."""
+
+    def __init__(self, items):
+        self.items, self.read = items, []
+
+    def __getitem__(self, i):
+        self.read.append(i)
+        return self.items[i]
+
+    def __len__(self):
+        return len(self.items)
+
+
+def test_shipper_times_are_read_only_for_events_without_a_time():
+    timed = GOOD  # the line carries its own time
+    timeless = "EFW: IKE: prio=2 id=530 rev=1 localip=1.2.3.4"
+    records = [{"log": timed}, {"log": timeless}, {"log": timed, "host": "fw1"}]
+    fast, exact = pipelines()
+    times = _CountingTimes(["2026-11-26T09:00:00Z"] * len(records))
+    got = fast.process_records([dict(r) for r in records], times)
+    assert times.read == [1]
+    _compare(fast, exact, got, exact.process_records([dict(r) for r in records],
+                                                     list(times.items)), records)
+    assert ENCODE(got[1]).startswith(b'{"@timestamp":"2026-11-26T09:00:00Z"')
