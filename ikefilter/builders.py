@@ -1,10 +1,11 @@
 """Per-message Structs and builders for the batch fast path (:mod:`ikefilter.fastlane`).
 
-Each catalogued message gets a Struct its pairs decode into (typed as
-:class:`~ikefilter.normalize.Params` types them, unknown names refused) and a builder: the
-exact path's :meth:`~ikefilter.normalize.Normalizer.normalize` for that one message, its
-source generated from the message's catalog entry (names and ``repr`` of catalog text only),
-so the Python run per event is only what the message needs.
+Each catalogued message the fast path takes (:func:`takes`) gets Structs its pairs decode
+into (typed as :class:`~ikefilter.normalize.Params` types them, but for addresses and SPIs,
+decoded as text and checked by the builder; unknown names refused) and a builder: the exact
+path's :meth:`~ikefilter.normalize.Normalizer.normalize` for that one message, its source
+generated from the message's catalog entry (names and ``repr`` of catalog text only), so the
+Python run per event is only what the message needs.
 """
 
 from __future__ import annotations

@@ -50,6 +50,8 @@ _NOT_AFTER_CLOSE = re.compile(b"\0[^ \n\0]")
 # An ID with leading zeros names the same message: the tag is the canonical number.
 _ID_ZEROS = re.compile(rb'"id":"0+(?=[0-9])')
 _ID_ZEROS_TEXT = re.compile(r'"id":"0+(?=[0-9])')
+_PADDED_BODY_ID = re.compile(r"(?:^|(?<=[ \n]))id=0+[0-9]", re.M)
+_PADDED_RECORD_ID = re.compile(r'"id":"0+[0-9]')
 
 
 class DecodedLines(NamedTuple):
@@ -221,7 +223,8 @@ class Lane:
     # -- decoding, with the odd item isolated -----------------------------------------------------
 
     def _decode(self, decoder, items: list[str], to_json: Callable[[str], str | bytes | None],
-                sep: str, joined: str | None = None, retries: int = 4) -> list:
+                sep: str, joined: str | None = None, retries: int = 4,
+                pad: bool = True) -> list:
         """Decode ``items`` in one call: a Struct per item, None where the item is refused.
 
         ``to_json`` takes the items joined by ``sep``; ``joined``: that text, where the
@@ -255,11 +258,11 @@ class Lane:
             else:
                 if len(structs) == len(items):  # an item that is two never passes for one
                     return structs
-        if (error is not None and retries and not self._padded_ids
+        if (error is not None and retries and pad and not self._padded_ids
                 and _BAD_TAG.search(error) is not None
-                and ("id=0" if sep == "\n" else '"id":"0') in text):
+                and (_PADDED_BODY_ID if sep == "\n" else _PADDED_RECORD_ID).search(text)):
             self._padded_ids = True  # again, with the zeros stripped
-            return self._decode(decoder, items, to_json, sep, joined, retries - 1)
+            return self._decode(decoder, items, to_json, sep, joined, retries - 1, pad=False)
         if len(items) == 1:
             return [None]
         out: list = [None] * len(items)

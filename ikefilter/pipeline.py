@@ -135,8 +135,10 @@ class Pipeline:
 
         :param times: the shipper's event time of each record (RFC 3339 UTC), aligned with
             ``records``: used for an event whose line and record carry no time of their own.
-            Any sequence: an item is read only for such an event.
+            Any sequence of that length; the fast path reads an item only for such an event.
         """
+        if times is not None and len(times) != len(records):
+            raise ValueError(f"{len(times)} times for {len(records)} records")
         now = _now()
         out = self._fast(self._lane_records, records, now, times)
         if out is None:
@@ -147,8 +149,10 @@ class Pipeline:
             if item is not None:
                 continue
             r = records[i]
-            when = (times[i] or now) if times is not None else now
+            when = now
             try:
+                if times is not None:
+                    when = times[i] or now
                 if isinstance(r, dict):
                     out[i] = self._from_record(r, when, None)
                 else:

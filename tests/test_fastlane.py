@@ -903,3 +903,23 @@ def test_shipper_times_are_read_only_for_events_without_a_time():
     _compare(fast, exact, got, exact.process_records([dict(r) for r in records],
                                                      list(times.items)), records)
     assert ENCODE(got[1]).startswith(b'{"@timestamp":"2026-11-26T09:00:00Z"')
+
+
+def test_times_must_be_one_per_record():
+    fast, exact = pipelines()
+    for p in (fast, exact):
+        with pytest.raises(ValueError, match="1 times for 2 records"):
+            p.process_records([{"log": GOOD}, {"log": GOOD}], ["2026-11-26T09:00:00Z"])
+
+
+def test_unknown_ids_beside_ids_that_only_look_padded_cost_a_few_passes(monkeypatch):
+    # "localid=0..." holds "id=0" but is no zero-padded ID: no retry for padding is due
+    good = [re.sub(r"localid=(?!\")", "localid=0", line) for line in _good_lines(200)]
+    lines = [re.sub(r" id=\d+", " id=9999", line) if i % 10 == 0 else line
+             for i, line in enumerate(good)]
+    fast, _ = pipelines()
+    calls = _counting_rewrites(monkeypatch)
+    events = fast.lane.lines(lines, NOW)
+    assert [i for i, e in enumerate(events) if e is None] == list(range(0, len(lines), 10))
+    assert calls[0] <= 3
+    same_lines(lines)

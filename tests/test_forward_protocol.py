@@ -352,6 +352,13 @@ def test_event_time_helpers() -> None:
     assert event_time_ns(Ext(1, b"12345678")) is None and event_time_ns("x") is None
 
 
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan"), 1e300, -1e300])
+def test_a_float_that_is_no_time_is_none(value: float) -> None:
+    # a sender's time never raises: it is None, and the event keeps its own or the current one
+    assert event_time_ns(value) is None
+    assert protocol.event_time_iso(value) is None
+
+
 def test_handshake_messages_roundtrip() -> None:
     nonce, key = b"\x01" * 16, "s3cret"
     helo = protocol.decode_message(protocol.encode_helo(nonce))

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import sys
 import time
 import zlib
@@ -685,8 +686,13 @@ def event_time_ns(value: Any) -> int | None:
     if type(value) is int:
         return value * 1_000_000_000
     if type(value) is float:
+        if not math.isfinite(value) or abs(value) > _MAX_SECONDS:
+            return None  # round() of infinity or NaN raises
         return round(value * 1_000_000_000)
     return None
+
+
+_MAX_SECONDS = 1e13  # past the year 300,000: no event time
 
 
 def pack_entries(times: Sequence[Any], records: Sequence[Any]) -> tuple[bytes, int]:

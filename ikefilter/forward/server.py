@@ -582,7 +582,7 @@ def run(processor: Processor, **options: Any) -> int:
 
 class _EventTimes(Sequence):
     """The records' event times as RFC 3339 text, each converted only if it is read (the
-    core reads one only for an event whose line carries no time)."""
+    fast path reads one only for an event whose line carries no time)."""
 
     __slots__ = ("times",)
 
