@@ -315,6 +315,17 @@ class Frame:
         )
 
 
+_DECODE_ERRORS = (UnicodeDecodeError, msgspec.DecodeError)
+
+
+def _bad_utf8(exc: Exception) -> bool:
+    """Whether a decode failed only on a string that is not UTF-8.
+
+    msgspec before 0.23 raises UnicodeDecodeError; from 0.23 on, a DecodeError that says so.
+    """
+    return isinstance(exc, UnicodeDecodeError) or "UTF-8" in str(exc)
+
+
 def decode_frame(
     frame: bytes | memoryview, max_decompressed: int = DEFAULT_MAX_DECOMPRESSED
 ) -> Frame | None:
@@ -326,11 +337,11 @@ def decode_frame(
     """
     try:
         items = _decoder.decode(frame)
-    except UnicodeDecodeError:
+    except _DECODE_ERRORS as exc:
+        if not _bad_utf8(exc):
+            raise FrameError(f"malformed msgpack: {exc}") from None
         # packed entries sent as str (Fluentd's str32) or a record string that is not UTF-8
         return _decode_raw_frame(memoryview(frame), max_decompressed)
-    except msgspec.DecodeError as exc:
-        raise FrameError(f"malformed msgpack: {exc}") from None
     return _frame_from_items(items, max_decompressed)
 
 
@@ -485,14 +496,14 @@ def _decode_entries(payload: bytes | memoryview, size_hint: int | None) -> list:
     if size_hint is not None and size_hint > 0:
         try:
             return _decoder.decode(array_prefix(size_hint) + payload)
-        except (UnicodeDecodeError, msgspec.DecodeError):
+        except _DECODE_ERRORS:
             pass
     try:
         return _decoder.decode(array_prefix(count_objects(payload)) + payload)
-    except UnicodeDecodeError:
+    except _DECODE_ERRORS as exc:
+        if not _bad_utf8(exc):
+            raise FrameError(f"malformed packed entries: {exc}") from None
         return _decode_entries_one_by_one(memoryview(payload))
-    except msgspec.DecodeError as exc:
-        raise FrameError(f"malformed packed entries: {exc}") from None
 
 
 def _decode_entries_one_by_one(view: memoryview) -> list:
@@ -530,10 +541,9 @@ def _decode_lenient(data: bytes | memoryview) -> Any:
     """msgspec decode; strings that are not UTF-8 take a slow path with U+FFFD replacements."""
     try:
         return _decoder.decode(data)
-    except UnicodeDecodeError:
-        pass
-    except msgspec.DecodeError as exc:
-        raise FrameError(f"malformed msgpack: {exc}") from None
+    except _DECODE_ERRORS as exc:
+        if not _bad_utf8(exc):
+            raise FrameError(f"malformed msgpack: {exc}") from None
     try:
         value, end = _LenientReader(memoryview(data)).read(0)
     except (IndexError, ValueError) as exc:
