@@ -45,10 +45,18 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     """Print realistic synthetic lines for every catalog message in every wire shape."""
-    shapes = tuple(args.shape) if args.shape else generate.SHAPES
+    shapes = tuple(args.shape) if args.shape else None
+    variants = tuple(args.variant or ())
+    try:
+        produced = generate.lines(catalog.load(args.catalog), args.count, args.seed, shapes,
+                                  mix=args.mix, variants=variants)
+        first = next(produced, None)
+    except ValueError as exc:
+        print(f"ikefilter generate: {exc}", file=sys.stderr)
+        return 2
     out = sys.stdout
-    batch: list[str] = []
-    for line in generate.lines(catalog.load(args.catalog), args.count, args.seed, shapes):
+    batch: list[str] = [] if first is None else [first]
+    for line in produced:
         batch.append(line)
         if len(batch) >= 1000:
             out.write("\n".join(batch) + "\n")
@@ -130,11 +138,24 @@ def build_parser() -> argparse.ArgumentParser:
     app.add_pipeline_options(p)
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("generate", help=cmd_generate.__doc__, description=cmd_generate.__doc__)
+    p = sub.add_parser(
+        "generate", help=cmd_generate.__doc__, description=cmd_generate.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="shapes: " + ", ".join(generate.ALL_SHAPES) + "\n\nvariants (--variant):\n"
+        + generate.variant_help(),
+    )
     p.add_argument("--count", type=int, default=1000, help="number of lines (default 1000)")
     p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
-    p.add_argument("--shape", action="append", choices=generate.SHAPES,
-                   help="only this wire shape (repeatable; default: all)")
+    p.add_argument("--shape", action="append", choices=generate.ALL_SHAPES, metavar="SHAPE",
+                   help="only this wire shape (repeatable; default: every shape of the mix; "
+                   "with --variant: bracketed)")
+    p.add_argument("--mix", choices=generate.MIXES, default="clean",
+                   help="clean: every message in every shape, values as the catalog writes "
+                   "them (the default); wild: a site's day, every shape interleaved, about "
+                   "half the lines with a variant, a few per cent other records")
+    p.add_argument("--variant", action="append", choices=tuple(generate.VARIANTS),
+                   metavar="VARIANT", help="every line carries this variant and no other "
+                   "(repeatable; listed below); not with --mix wild")
     p.add_argument("--catalog", help="a built catalog JSON (default: the shipped one)")
     p.set_defaults(func=cmd_generate)
 
