@@ -1,80 +1,46 @@
-"""Per-message Structs and builders for the batch fast path (:mod:`ikefilter.fastlane`).
+"""The ECS builders: one per catalogued message, generated from its catalog entry.
 
-Each catalogued message the fast path takes (:func:`takes`) gets Structs its pairs decode
-into (typed as :class:`~ikefilter.normalize.Params` types them, but for addresses and SPIs,
-decoded as text and checked by the builder; unknown names refused) and a builder: the exact
-path's :meth:`~ikefilter.normalize.Normalizer.normalize` for that one message, its source
-generated from the message's catalog entry (names and ``repr`` of catalog text only), so the
-Python run per event is only what the message needs.
+Every path ends here. A builder takes a line's pairs as text (``name -> value`` as sent), its
+header fields and the time to use when it has none, and returns the ECS event. It reads each
+parameter through its kind's rule (:mod:`ikefilter.values`, cached), applies the role rule and
+the severity rule, and keeps what has no ECS home under ``clavister.extra``: parameters the
+message does not list, and values that do not fit their kind (the event is then tagged).
+The source of each builder is assembled below from the message's entry (names and ``repr``
+of catalog text only), so the Python run per event is only what that message needs.
+
+:class:`Builders` finds the builder for an ``id`` as sent (``530``, ``00000530``); IDs the
+catalog lacks, lines without an ``id`` and IDs that are not numbers get the generic builder.
 """
 
 from __future__ import annotations
 
 import re
-import typing
 from collections.abc import Callable
-from typing import Any
 
-import msgspec
-
-from . import ecs
-from .catalog import Message
-from .normalize import Params, ip_cache, valid_ip
-from .record import HOST_KEYS, RECORD_META, TIME_KEYS
+from . import ecs, values
+from .catalog import Catalog, Message
 from .severity import LEVELS
 
-# Addresses and SPIs are decoded as text and checked by the builders: a pattern on the
-# Struct field costs a Python regex call per value inside the decode, four times the time.
-_IP_PARAMS = frozenset({"localip", "remoteip", "srcip", "destip", "ip"})
-_SPI_PARAMS = frozenset(name for name in Params.__struct_fields__ if name.endswith("spi"))
-HEX = "0123456789abcdef"
-_HEADER_PARAMS = ("prio", "rev", "event", "action")
-_Scalar = str | int | float | bool | None
+Builder = Callable[..., ecs.Event]
+"""``build(pairs, pri, time, cats, host, original, now, notes) -> Event``
 
-_PARAM_TYPES = typing.get_type_hints(Params, include_extras=True)
+:param pairs: the line's ``name -> value`` text, the header keys (``prio``, ``id``, ...)
+    included; never changed.
+:param pri: the syslog PRI (0-191) or None; ``time``: RFC 3339 UTC or None (``now`` then);
+    ``cats``: the category list of the header or None; ``host``: the sending host or None;
+    ``original``: the line as received; ``notes``: what the splitter found odd (each one an
+    error text of a parse failure), or None.
+"""
 
-
-META_ATTRS = {key: "m_" + key.replace("@", "at_") for key in RECORD_META}
-TIME_ATTRS = tuple(META_ATTRS[key] for key in TIME_KEYS)
-HOST_ATTRS = tuple(META_ATTRS[key] for key in HOST_KEYS)
-
-
-class Refused(Exception):
-    """A value the fast path does not write exactly as the exact path would."""
-
-
-def _message_struct(msg: Message, meta: bool, build: Callable, tag: str) -> type:
-    names = list(dict.fromkeys(_HEADER_PARAMS + tuple(msg.parameters)))
-    fields: list[tuple[str, Any, Any]] = [
-        (name, str | None if name in _IP_PARAMS | _SPI_PARAMS else _PARAM_TYPES[name], None)
-        for name in names
-    ]
-    rename = None
-    if meta:
-        # A record's own keys: read for time, host and PRI, never parameters.
-        rename = {META_ATTRS[key]: key for key in RECORD_META}
-        fields += [(META_ATTRS[key], _Scalar, None) for key in sorted(RECORD_META)]
-    return msgspec.defstruct(
-        f"Message{tag}", fields, tag_field="id", tag=tag, rename=rename,
-        forbid_unknown_fields=True, gc=False, namespace={"build": build},
-    )
-
-
-# -- the per-message builders -------------------------------------------------------------------
-#
-# Each builder is the exact path's ``Normalizer.normalize`` for one message, specialized to
-# the parameters that message can carry. The source is assembled from the sections below;
-# parameters the message does not have are the constant None.
+HEADER_KEYS = ("prio", "id", "rev", "event", "action")
+_PLAIN_TAGS = ("clavister", "ike")
 
 _IKE = ("localid", "remoteid", "localikespi", "remoteikespi", "oldlocalikespi",
         "oldremoteikespi", "initiator", "algorithms", "ikeversion", "rekeytime", "reauthtime")
 _IPSEC = ("inboundspi", "outboundspi", "oldinboundspi", "oldoutboundspi", "proto", "localts",
           "remotets", "lifetime")
 _POOL = ("name", "ip", "count")
-# Parameters written only when not empty (the exact path's ``value or None``).
-_OR_NONE = frozenset({"rev", "event", "action", "reason", "iface", "recviface", "proto",
-                      "localts", "remotets", "algorithms", "userid", "localid", "remoteid",
-                      "name", *_IP_PARAMS, *_SPI_PARAMS})
+_IPS = ("localip", "remoteip", "srcip", "destip", "ip")
 
 
 def _some(names: tuple[str, ...], has: set[str]) -> str | None:
@@ -98,28 +64,77 @@ def _distinct(var: str, names: list[str]) -> str:
             " or None")
 
 
-def _builder_source(msg: Message, dialect: str, keep_original: bool) -> str:
-    has = set(_HEADER_PARAMS) | set(msg.parameters)
+def _read(name: str, kind: str) -> list[str]:
+    """Python reading parameter ``name`` of ``kind``, its text as sent (or None) in the
+    variable of its name."""
+    if kind == "text":
+        return [f"    {name} = {name} or None"]
+    if kind == "spi":
+        # SPIs seldom repeat: no cache, but the usual form (lowercase hex) is checked in C.
+        rule = [f"        if {name}.strip(HEX):", f"            v = SPI({name})"]
+        assign = f"            {name} = v"
+    else:
+        cache = f"C_{kind.upper()}"
+        rule = [f"        v = {cache}.get({name})", "        if v is None:",
+                f"            v = {cache}.read({name})"]
+        assign = f"        {name} = v"
+    return [
+        f"    if {name}:",
+        *rule,
+        "            if type(v) is Invalid:",
+        f"                bad = (bad or []) + [({name!r}, {name}, v.why)]",
+        "                v = None",
+        assign,
+        "    else:",
+        f"        {name} = None",
+    ]
+
+
+def _severity(dialect: str, default: int | None) -> str:
+    wire = "7 - prio" if dialect == "clavister" else "prio"
+    return f"{wire} if prio is not None else (pri & 7 if pri is not None else {default})"
+
+
+_WORD = re.compile(r"\b[a-z]+\b")
+
+#: every parameter a builder maps to ECS; any other goes to ``extra``
+MAPPED = frozenset(HEADER_KEYS) | values.KINDS.keys()
+
+
+def listed(msg: Message) -> frozenset[str]:
+    """The mapped parameters that ``msg`` lists."""
+    return frozenset(HEADER_KEYS) | (set(msg.parameters) & values.KINDS.keys())
+
+
+def builder_source(msg: Message, dialect: str, keep_original: bool, wide: bool) -> str:
+    """The Python source of ``msg``'s builder: for the parameters it lists, or ``wide``,
+    for every parameter a builder maps (a line may carry one its message does not list).
+    The first hands a line with any other parameter to the second (``WIDE``)."""
+    has = set(MAPPED if wide else listed(msg)) - {"id"}
 
     def arg(name: str) -> str:
         return name if name in has else "None"
 
-    lines = []
-    # What the exact path would rewrite or refuse: a non-canonical address or SPI.
-    for name in sorted(has & _IP_PARAMS):
-        lines.append(f"    if {name} is not None and IP_CACHE.get({name}) != {name} "
-                     f"and valid_ip({name}) != {name}:")
-        lines.append("        raise Refused")
-    for name in sorted(has & _SPI_PARAMS):
-        lines.append(f"    if {name} is not None and {name}.strip(HEX):")
-        lines.append("        raise Refused")
-
-    reversed_prio = "7 - prio" if dialect == "clavister" else "prio"
-    lines.append(f"    sev = {reversed_prio} if prio is not None else "
-                 f"(pri & 7 if pri is not None else {msg.severity_code})")
-    lines.append("    log = Log(LEVELS[sev], None if pri is None else SYSLOG[pri])")
-
-    ips = [n for n in ("localip", "remoteip", "srcip", "destip", "ip") if n in has]
+    lines = ["def build(p, pri, time, cats, host, original, now, notes):", "    bad = None"]
+    if wide:
+        lines.append("    extra = None if p.keys() <= SKIPPED else "
+                     "{k: v for k, v in p.items() if k not in SKIPPED}")
+    else:
+        lines += ["    extra = None",
+                  "    if not p.keys() <= LISTED:",
+                  "        extra = {k: v for k, v in p.items() if k not in LISTED}",
+                  "        if not extra.keys().isdisjoint(MAPPED):",
+                  "            return WIDE(p, pri, time, cats, host, original, now, notes)"]
+    names = [name for name in values.KINDS if name in has]
+    # All the texts at once: map() calls p.get in C.
+    lines.append(f"    {', '.join(names)}, = map(p.get, {tuple(names)!r})")
+    for name in names:
+        lines += _read(name, values.KINDS[name])
+    lines += [
+        f"    sev = {_severity(dialect, msg.severity_code)}",
+        "    log = Log(LEVELS[sev], None if pri is None else SYSLOG[pri])",
+    ]
+    ips = [n for n in _IPS if n in has]
     lines.append(_distinct("related_ips", ips))
     lines.append(_distinct("users", [n for n in ("userid", "localid", "remoteid") if n in has]))
     lines.append("    related = Related(related_ips, users) "
@@ -136,11 +151,12 @@ def _builder_source(msg: Message, dialect: str, keep_original: bool) -> str:
     if local_remote:
         lines += [
             f"    if {local_remote}:",
-            f"        local = Endpoint(localip, localport) "
+            f"        local = Endpoint({arg('localip')}, {arg('localport')}) "
             f"if {_some(('localip', 'localport'), has)} else None",
-            f"        remote = Endpoint(remoteip, remoteport) "
+            f"        remote = Endpoint({arg('remoteip')}, {arg('remoteport')}) "
             f"if {_some(('remoteip', 'remoteport'), has)} else None",
-            "        source, destination = (local, remote) if initiator else (remote, local)",
+            "        source, destination = "
+            f"(local, remote) if {arg('initiator')} else (remote, local)",
             "    else:",
             *(f"        {line}" for line in split),
         ]
@@ -170,7 +186,7 @@ def _builder_source(msg: Message, dialect: str, keep_original: bool) -> str:
             "proto.lower() if proto else None" if n == "proto" and n in has else arg(n)
             for n in _IPSEC)),
         ("pool", "IpPool", _POOL, ", ".join(map(arg, _POOL))),
-        ("limit", "Limit", ("max",), "max"),
+        ("limit", "Limit", ("max",), arg("max")),
     ):
         test = _some(names, has)
         lines.append(f"    {var} = {cls}({args}) if {test} else None" if test
@@ -182,54 +198,166 @@ def _builder_source(msg: Message, dialect: str, keep_original: bool) -> str:
                          sev, {"original" if keep_original else "None"})
     clav = Clavister(cats if cats is not None else {list(msg.categories)!r}, prio, rev, event,
                      action, {arg("iface")}, None, ike, ipsec, pool, limit)
-    return Event(time or now, fields, {msg.message!r}, log,
-                 Observer("Clavister", "cOS Stream", "firewall", host, ingress),
-                 source, destination, network, user, related, None, ["clavister", "ike"], clav,
-                 ECS)""")
-    body = "\n".join(lines)
-    # The parameters the body reads, bound once: ``p.name``, empty text as None.
-    head = ["def build(p, pri, time, cats, host, original, now):"]
-    for name in sorted(Params.__struct_fields__):
-        if re.search(rf"\b{name}\b", body) is None:
-            continue
-        if name not in has:
-            head.append(f"    {name} = None")
-        elif name in _OR_NONE:
-            head.append(f"    {name} = p.{name} or None")
-        else:
-            head.append(f"    {name} = p.{name}")
-    return "\n".join(head) + "\n" + body + "\n"
+    event = Event(time or now, fields, {msg.message!r}, log,
+                  Observer("Clavister", "cOS Stream", "firewall", host, ingress),
+                  source, destination, network, user, related, None, ["clavister", "ike"],
+                  clav, ECS)
+    if extra is not None or bad is not None or notes:
+        problems(event, extra, bad, notes)
+    return event""")
+    body = "\n".join(lines[1:])
+    # Parameters the message lacks, where the shared sections name them: the constant None.
+    named = set(_WORD.findall(body))
+    unset = [f"    {name} = None" for name in sorted(values.KINDS.keys() - has) if name in named]
+    return "\n".join(lines[:1] + unset) + "\n" + body + "\n"
 
 
-_BUILDER_GLOBALS = {
-    "LEVELS": LEVELS, "Refused": Refused, "valid_ip": valid_ip, "IP_CACHE": ip_cache, "HEX": HEX,
-    "SYSLOG": ecs.SYSLOG, "ECS": ecs.ECS,
+def problems(event: ecs.Event, extra: dict[str, str] | None,
+             bad: list[tuple[str, str, str]] | None, notes: list[str] | None) -> None:
+    """Put what has no typed home on ``event``: the splitter's notes (a parse failure), the
+    values that did not fit (kept as sent in ``extra``, tagged), the other parameters."""
+    if notes:
+        event.tag(ecs.TAG_PARSE_FAILURE)
+        for note in notes:
+            event.add_error(note)
+    if bad:
+        extra = {} if extra is None else extra
+        for name, raw, _ in bad:
+            extra[name] = raw
+        event.tag(ecs.TAG_INVALID_VALUE)
+        event.add_error("; ".join(f"{name}: {why}" for name, _, why in bad))
+    if extra:
+        event.clavister.extra = extra
+
+
+_GLOBALS = {
+    "LEVELS": LEVELS, "SYSLOG": ecs.SYSLOG, "ECS": ecs.ECS, "Invalid": values.Invalid,
+    "HEX": values.HEX, "SPI": values.spi,
+    "problems": problems,
+    **{f"C_{kind.upper()}": cache for kind, cache in values.CACHES.items()},
     **{name: getattr(ecs, name) for name in (
-        "Event", "EventFields", "Log", "Observer", "Ingress",
-        "Interface", "Endpoint", "Network", "User", "Related", "Ike", "Ipsec", "IpPool",
-        "Limit", "Clavister")},
+        "Event", "EventFields", "Log", "Observer", "Ingress", "Interface", "Endpoint",
+        "Network", "User", "Related", "Ike", "Ipsec", "IpPool", "Limit", "Clavister")},
 }
 
 
-def _builder(msg: Message, dialect: str, keep_original: bool) -> Callable:
-    namespace = dict(_BUILDER_GLOBALS)
-    code = compile(_builder_source(msg, dialect, keep_original), f"<builder {msg.id}>", "exec")
+def _compiled(msg: Message, dialect: str, keep_original: bool, wide: bool,
+              namespace: dict) -> Builder:
+    source = builder_source(msg, dialect, keep_original, wide)
+    code = compile(source, f"<builder {msg.id}{' wide' if wide else ''}>", "exec")
     exec(code, namespace)  # noqa: S102 - source built above from the catalog, reprs only
-    return namespace["build"]
+    return namespace.pop("build")
 
 
-def takes(msg: Message) -> bool:
-    """Whether the fast path can take the message: every parameter is a field of Params (a
-    message from a newer reference may name others; the exact path takes it)."""
-    return set(msg.parameters) <= _PARAM_TYPES.keys()
+def compile_builder(msg: Message, dialect: str, keep_original: bool,
+                    ignore: frozenset[str] = frozenset()) -> Builder:
+    """``msg``'s builder, compiled; it passes over the keys in ``ignore``. Its wide form is
+    compiled when a line first needs it."""
+    namespace = dict(_GLOBALS, LISTED=listed(msg) | ignore, MAPPED=MAPPED,
+                     SKIPPED=MAPPED | ignore)
+
+    def wide(*args):
+        namespace["WIDE"] = build = _compiled(msg, dialect, keep_original, True,
+                                              dict(namespace))
+        return build(*args)
+
+    namespace["WIDE"] = wide
+    return _compiled(msg, dialect, keep_original, False, namespace)
 
 
-def message_structs(msg: Message, dialect: str, keep_original: bool
-                    ) -> tuple[list[type], list[type]]:
-    """The Structs a line's pairs and a record's split pairs of ``msg`` decode into, each
-    with the message's builder as its ``build`` method: one per form of the ID (the number,
-    and the eight digits some exports write, "00000530")."""
-    build = _builder(msg, dialect, keep_original)
-    tags = dict.fromkeys((str(msg.id), f"{msg.id:08d}"))
-    return ([_message_struct(msg, False, build, tag) for tag in tags],
-            [_message_struct(msg, True, build, tag) for tag in tags])
+def _generic(code: str | None, raw_id: str | None, dialect: str, keep_original: bool,
+             ignore: frozenset[str]) -> Builder:
+    """The builder for an ID the catalog lacks (``code``), a line without one (``raw_id``
+    None) or one that is not a number (``code`` None): every parameter but the header's
+    goes to ``extra`` as sent."""
+    clavister = dialect == "clavister"
+    skipped = frozenset(HEADER_KEYS) | ignore
+
+    def build(p, pri, time, cats, host, original, now, notes):
+        bad = None
+        prio = p.get("prio")
+        if prio:
+            value = values.read("prio", prio)
+            if type(value) is values.Invalid:
+                bad = [("prio", prio, value.why)]
+                value = None
+            prio = value
+        else:
+            prio = None
+        if prio is not None:
+            sev = 7 - prio if clavister else prio
+        else:
+            sev = pri & 7 if pri is not None else None
+        log = None
+        if sev is not None or pri is not None:
+            log = ecs.Log(LEVELS[sev if sev is not None else pri & 7],
+                          None if pri is None else ecs.SYSLOG[pri])
+        event = ecs.Event(
+            time or now,
+            ecs.event_fields(code=code, severity=sev, original=original if keep_original
+                             else None),
+            log=log,
+            observer=ecs.observer(host),
+            tags=list(_PLAIN_TAGS),
+            clavister=ecs.Clavister(cats, prio, p.get("rev") or None,
+                                    p.get("event") or None, p.get("action") or None),
+            ecs=ecs.ECS,
+        )
+        extra = {k: v for k, v in p.items() if k not in skipped}
+        if raw_id is None:
+            event.tag(ecs.TAG_PARSE_FAILURE)
+            event.add_error("no id= in the line")
+        elif code is None:
+            extra["id"] = raw_id
+            event.tag(ecs.TAG_PARSE_FAILURE)
+            event.add_error(f"id is not a number: {raw_id!r}")
+        else:
+            event.tag(ecs.TAG_UNKNOWN_MESSAGE)
+        problems(event, extra or None, bad, notes)
+        return event
+
+    return build
+
+
+class Builders:
+    """Every builder of a catalog, found by the ``id`` text of a line.
+
+    :param ignore: keys the builders pass over, neither mapped nor kept (a record's own
+        keys, where a shipper split the pairs into fields beside them).
+    """
+
+    _CACHED_MAX = 4096
+
+    def __init__(self, catalog: Catalog, dialect: str = "clavister",
+                 keep_original: bool = True, ignore: frozenset[str] = frozenset()):
+        self.dialect, self.keep_original, self.ignore = dialect, keep_original, ignore
+        self.known: dict[str, Builder] = {}
+        for msg in catalog.messages:
+            self.known[str(msg.id)] = compile_builder(msg, dialect, keep_original, ignore)
+        #: ``id`` text as sent -> its builder; a dictionary lookup for the usual forms
+        self.by_text: dict[str | None, Builder] = dict(self.known)
+        self.by_text.update({f"{int(code):08d}": b for code, b in self.known.items()})
+        self.by_text[None] = _generic(None, None, dialect, keep_original, ignore)
+        self._preset = len(self.by_text)
+
+    def __call__(self, raw_id: str | None) -> Builder:
+        """The builder for ``raw_id`` as sent (None: the line has no ``id``)."""
+        build = self.by_text.get(raw_id)
+        if build is None:
+            build = self._resolve(raw_id)  # type: ignore[arg-type]
+        return build
+
+    def _resolve(self, raw_id: str) -> Builder:
+        text = raw_id.strip()
+        if text.isascii() and text.isdigit():
+            code = str(int(text))
+            build = self.known.get(code) or _generic(code, raw_id, self.dialect,
+                                                     self.keep_original, self.ignore)
+        else:
+            build = _generic(None, raw_id, self.dialect, self.keep_original, self.ignore)
+        if len(raw_id) <= 16:
+            if len(self.by_text) >= self._preset + self._CACHED_MAX:
+                for key in list(self.by_text)[self._preset:]:
+                    del self.by_text[key]
+            self.by_text[raw_id] = build
+        return build

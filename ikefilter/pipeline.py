@@ -24,10 +24,10 @@ import msgspec
 from . import ecs
 from .catalog import Catalog
 from .catalog import load as load_catalog
-from .fastlane import Lane, takes
+from .fastlane import Lane
 from .normalize import Normalizer, SeverityDialect
 from .record import DEFAULT_SOURCE_KEYS, RECORD_META, record_host, record_pri, record_time
-from .wire import Decoded, NotClavister, Undecodable, decode_line
+from .wire import NotClavister, Undecodable, decode_line
 
 log = logging.getLogger("ikefilter")
 
@@ -83,8 +83,8 @@ class Pipeline:
             lines and for a record's line); a longer one is cut to it and tagged.
         :param max_depth: deepest nesting of a JSON record line; a deeper one is a parse
             failure (``ikefilter_parse_failure``), never decoded.
-        :param fast: take the batch fast path (:mod:`ikefilter.fastlane`) for the lines it
-            can decode exactly; off, every line takes the per-line path (same output).
+        :param fast: split the lines of a batch together (:mod:`ikefilter.fastlane`); off,
+            every line is split on its own (same output).
         """
         if max_line < 1 or max_depth < 1:
             raise ValueError("max_line and max_depth must be at least 1")
@@ -98,34 +98,54 @@ class Pipeline:
         self.stats = Stats()
         self._faults_logged: set[str] = set()
         self._record_decoder = msgspec.json.Decoder(dict)
-        self._records_decoder = msgspec.json.Decoder(list[dict])
-        self._extents_decoder = msgspec.json.Decoder(list[msgspec.Raw])
         self._json_encoder = msgspec.json.Encoder()
-        self.lane = Lane(self.normalizer) if fast and any(map(takes, self.catalog.messages)) \
-            else None
-        self._lane_rests = 0
+        self.lane = Lane(self.normalizer.builders) if fast else None
         self._lone_line_is_bare = not set(self.source_keys) & RECORD_META
-        # A record is read as split pairs only where no source key could be a parameter.
-        self._split_lane = self.lane is not None and not (
-            set(self.source_keys) & self.lane.record_keys)
 
     # -- entry points -----------------------------------------------------------------------
 
     def process_lines(self, lines: list[bytes] | list[str]) -> list[Output]:
         """Process one batch of lines (no newline). Text lines and JSON records may mix."""
         now = _now()
-        out = self._fast(self._lane_lines, lines, now)
-        if out is None:
-            out = [None] * len(lines)
-        elif None not in out:
-            return self._finish(out, taken=True)
-        for i, item in enumerate(out):
-            if item is None:
-                line = lines[i]
-                try:
-                    out[i] = self._from_line(line, now)
-                except Exception as exc:  # one line never stops the batch
-                    out[i] = self._fault(line, exc, now)
+        out: list[Output] = [None] * len(lines)
+        texts = self._texts(lines) if self.lane is not None and lines else None
+        rest: list[int] = []
+        if texts is None:
+            rest = list(range(len(lines)))
+        else:
+            plain: Sequence[int] = range(len(lines))
+            limit = self.max_line
+            if max(map(len, lines)) > limit or any("{" in text for text in texts):
+                plain, records, originals, index = [], [], [], []
+                for i, text in enumerate(texts):
+                    if len(lines[i]) > limit:
+                        rest.append(i)  # cut to the limit and tagged, on its own
+                    elif text[:1] == "{" or text[:2] == "\ufeff{":
+                        record = self._json_record(text)
+                        if record is None:
+                            rest.append(i)  # the per-line path says why it is not one
+                        else:
+                            index.append(i)
+                            records.append(record)
+                            originals.append(text)
+                    else:
+                        plain.append(i)
+                if index:
+                    for i, item in zip(index, self._records(records, now, None, originals),
+                                       strict=True):
+                        out[i] = item
+            events = self._lane(self.lane.lines, [texts[i] for i in plain], now)
+            for i, event in zip(plain, events, strict=True):
+                if event is None:
+                    rest.append(i)
+                else:
+                    out[i] = event
+        for i in rest:
+            line = lines[i]
+            try:
+                out[i] = self._from_line(line, now)
+            except Exception as exc:  # one line never stops the batch
+                out[i] = self._fault(line, exc, now)
         return self._finish(out)
 
     def process_records(
@@ -135,133 +155,112 @@ class Pipeline:
 
         :param times: the shipper's event time of each record (RFC 3339 UTC), aligned with
             ``records``: used for an event whose line and record carry no time of their own.
-            Any sequence of that length; the fast path reads an item only for such an event.
+            Any sequence of that length; an item is read only for such an event.
         """
         if times is not None and len(times) != len(records):
             raise ValueError(f"{len(times)} times for {len(records)} records")
-        now = _now()
-        out = self._fast(self._lane_records, records, now, times)
-        if out is None:
-            out = [None] * len(records)
-        elif None not in out:
-            return self._finish(out, taken=True)
-        for i, item in enumerate(out):
-            if item is not None:
-                continue
+        return self._finish(self._records(records, _now(), times))
+
+    def _records(self, records: list, now: str, times: Sequence[str | None] | None = None,
+                 originals: list[str] | None = None) -> list[Output]:
+        """The output of each record; ``originals``: the JSON text of each, where it came
+        as a line."""
+        out: list[Output] = [None] * len(records)
+        rest: list[int] = []
+        index, lines, lenders = [], [], []
+        keys, limit = self.source_keys, self.max_line
+        # A record that holds only its line has no time, host or PRI to lend it.
+        alone = 1 if self._lone_line_is_bare else 0
+        for i, r in enumerate(records):
+            if self.lane is not None and type(r) is dict:
+                for key in keys:
+                    value = r.get(key)
+                    if isinstance(value, str):
+                        if len(value) <= limit and "\n" not in value and "\r" not in value:
+                            index.append(i)
+                            lines.append(value)
+                            lenders.append(None if len(r) == alone else r)
+                        else:
+                            rest.append(i)
+                        break
+                else:
+                    if "id" in r:
+                        when = now if times is None else times[i] or now
+                        try:
+                            out[i] = self._split(r, when,
+                                                 None if originals is None else originals[i])
+                        except Exception as exc:
+                            out[i] = self._fault(r if originals is None else originals[i],
+                                                 exc, when)
+                    else:
+                        rest.append(i)
+            else:
+                rest.append(i)
+        if index:
+            picked = _Picked(times, index) if times is not None else None
+            events = self._lane(self.lane.lines, lines, now, lenders, picked)
+            for i, event in zip(index, events, strict=True):
+                if event is None:
+                    rest.append(i)
+                else:
+                    out[i] = event
+        for i in rest:
             r = records[i]
             when = now
             try:
                 if times is not None:
                     when = times[i] or now
                 if isinstance(r, dict):
-                    out[i] = self._from_record(r, when, None)
+                    out[i] = self._from_record(r, when,
+                                               None if originals is None else originals[i])
                 else:
                     out[i] = self._failure(_cut(repr(r), self.max_line),
                                            "record is not a mapping", when)
             except Exception as exc:
-                out[i] = self._fault(r, exc, when)
-        return self._finish(out)
-
-    # -- the batch fast path ----------------------------------------------------------------
-
-    def _fast(self, take: Callable, *args) -> list | None:
-        """The events the fast path could take (None for each of the others), or None."""
-        if self.lane is None:
-            return None
-        if self._lane_rests:
-            self._lane_rests -= 1
-            return None
-        try:
-            out = take(*args)
-        except Exception as exc:  # never lose a batch to it: the exact path takes them all
-            kind = f"fast path {type(exc).__name__}"
-            if kind not in self._faults_logged:
-                self._faults_logged.add(kind)
-                log.error("the fast path raised %s; its batches take the exact path "
-                          "(logged once)", type(exc).__name__)
-            log.debug("traceback of the fast path", exc_info=exc)
-            return None
-        # Where it takes under a quarter of a full batch (a stream of other messages), the
-        # fast path costs more than it saves: it rests for a few batches, then tries again.
-        if out is not None and len(out) >= _FULL_BATCH and None in out:
-            if (len(out) - out.count(None)) * 4 < len(out):
-                self._lane_rests = _LANE_REST
+                out[i] = self._fault(r if originals is None else originals[i], exc, when)
         return out
 
-    def _lane_lines(self, lines: list[bytes] | list[str], now: str) -> list | None:
+    def _json_record(self, text: str) -> dict | None:
+        """The record a JSON line holds, or None when it is not one (too deep, invalid)."""
+        body = text[1:] if text[:1] == "\ufeff" else text
+        if _too_deep(body, self.max_depth):
+            return None
+        try:
+            record = self._record_decoder.decode(body)
+        except (msgspec.DecodeError, RecursionError, UnicodeError):
+            return None  # (UnicodeError: a lone surrogate in a str line)
+        return record if type(record) is dict else None
+
+    # -- the batch lane ---------------------------------------------------------------------
+
+    def _texts(self, lines: list[bytes] | list[str]) -> list[str] | None:
+        """The lines as text for the lane, or None where each must go on its own: a line
+        longer than ``max_line`` (it is cut and tagged) or one holding a newline."""
         if not lines or max(map(len, lines)) > self.max_line:
             return None
-        first = lines[0]
-        text = (b"\n".join(lines).decode("utf-8", "replace") if isinstance(first, bytes)
+        text = (b"\n".join(lines).decode("utf-8", "replace") if isinstance(lines[0], bytes)
                 else "\n".join(lines))
         if "\r" in text:
             text = text.replace("\r\n", "\n")
             if text.endswith("\r"):
                 text = text[:-1]
         texts = text.split("\n")
-        if len(texts) != len(lines):
-            return None
-        if "{" not in text:
-            return self.lane.lines(texts, now)
-        json_lines = [i for i, t in enumerate(texts) if t[:1] == "{"]
-        out = (self.lane.lines(texts, now) if len(json_lines) < len(texts)
-               else [None] * len(texts))
-        if json_lines:
-            self._lane_json(texts, json_lines, out, now)
-        return out
+        return texts if len(texts) == len(lines) else None
 
-    def _lane_json(self, texts: list[str], json_lines: list[int], out: list, now: str
-                   ) -> None:
-        """JSON records among the lines: split pairs, or a line under a source key."""
-        # (Split pairs decode into Structs of flat values: no depth to check.)
-        split = [i for i in json_lines if '"id":' in texts[i]]
-        depth = self.max_depth
-        wrapped = [i for i in json_lines if '"id":' not in texts[i]
-                   and texts[i].count("{") + texts[i].count("[") <= depth]
-        if split and self._split_lane:
-            for i, event in zip(split, self.lane.split_records([texts[i] for i in split], now),
-                                strict=True):
-                out[i] = event
-        if wrapped:
-            lines = [texts[i] for i in wrapped]
-            text = "[" + ",".join(lines) + "]"
-            try:
-                # Each line must be one JSON value, whole: a line cut inside a value could
-                # otherwise run on into the next one in the joined array. The extents of
-                # the array's values (their lengths, in UTF-8) must be the lines'.
-                extents = list(map(len, self._extents_decoder.decode(text)))
-                if extents != list(map(len, lines if text.isascii() else
-                                       (line.encode() for line in lines))):
-                    return
-                records = self._records_decoder.decode(text)
-            except (msgspec.DecodeError, RecursionError, UnicodeError):
-                return  # (UnicodeError: a lone surrogate in a str line)
-            for i, event in zip(wrapped, self._lane_records(records, now), strict=True):
-                out[i] = event
-
-    def _lane_records(self, records: list, now: str, times: Sequence | None = None) -> list:
-        out: list = [None] * len(records)
-        index, lines, taken = [], [], []
-        keys, limit = self.source_keys, self.max_line
-        # A record that holds only its line has no time, host or PRI to lend it.
-        alone = 1 if self._lone_line_is_bare else 0
-        for i, r in enumerate(records):
-            if type(r) is not dict:
-                continue
-            for key in keys:
-                value = r.get(key)
-                if isinstance(value, str):
-                    if len(value) <= limit and "\n" not in value:
-                        index.append(i)
-                        lines.append(value)
-                        taken.append(None if len(r) == alone else r)
-                    break
-        if index:
-            events = self.lane.lines(lines, now, taken,
-                                     _Picked(times, index) if times is not None else None)
-            for i, event in zip(index, events, strict=True):
-                out[i] = event
-        return out
+    def _lane(self, take: Callable, items: list, *args) -> list:
+        """What the lane makes of ``items``; all None (each on its own) if it raised."""
+        if not items:
+            return []
+        try:
+            return take(items, *args)
+        except Exception as exc:  # never lose a batch to it: the lines go one by one
+            kind = f"batch lane {type(exc).__name__}"
+            if kind not in self._faults_logged:
+                self._faults_logged.add(kind)
+                log.error("the batch lane raised %s; its lines are taken one by one "
+                          "(logged once)", type(exc).__name__)
+            log.debug("traceback of the batch lane", exc_info=exc)
+            return [None] * len(items)
 
     # -- per record -------------------------------------------------------------------------
 
@@ -354,24 +353,28 @@ class Pipeline:
                 return result if type(result) is dict else self._truncated(result, cut, now)
             return self._from_source(record, line, now)
         if "id" in record:
-            # A record whose pairs a shipper already split into fields.
-            params = {
-                k: v if isinstance(v, str) else self._json_encoder.encode(v).decode()
-                for k, v in record.items()
-                if k not in RECORD_META and v is not None
-            }
-            original = text if text is not None else self._json_encoder.encode(record).decode()
-            decoded = Decoded(
-                original, params, time=record_time(record), host=record_host(record),
-                pri=record_pri(record),
-            )
-        else:
-            why = "no Clavister line in the record"
-            if self.non_clavister != "tag":
-                return self._not_clavister(record, "", why, now)  # passed or dropped as is
-            original = text if text is not None else self._json_encoder.encode(record).decode()
-            return self._not_clavister(record, original, why, now)
-        return self.normalizer.normalize(decoded, now)
+            return self._split(record, now, text)
+        why = "no Clavister line in the record"
+        if self.non_clavister != "tag":
+            return self._not_clavister(record, "", why, now)  # passed or dropped as is
+        original = text if text is not None else self._json_encoder.encode(record).decode()
+        return self._not_clavister(record, original, why, now)
+
+    def _split(self, record: dict, now: str, original: str | None) -> ecs.Event:
+        """A record whose pairs a shipper already split into fields: values that are not
+        text are read as their JSON text; the record's own keys give time, host and PRI."""
+        p = record
+        for value in record.values():
+            if type(value) is not str:
+                encode = self._json_encoder.encode
+                p = {k: v if isinstance(v, str) else encode(v).decode()
+                     for k, v in record.items() if v is not None}
+                break
+        if original is None and self.normalizer.keep_original:
+            original = self._json_encoder.encode(record).decode()
+        build = self.normalizer.record_builders(p.get("id"))
+        return build(p, record_pri(record), record_time(record), None, record_host(record),
+                     original, now, None)
 
     def _from_source(self, record: dict, line: str, now: str) -> Output:
         """A record's raw line, with the record's time, host and PRI where the line has none."""
@@ -415,16 +418,9 @@ class Pipeline:
 
     # -- per batch --------------------------------------------------------------------------
 
-    def _finish(self, out: list[Output], taken: bool = False) -> list[Output]:
-        """Run the site stages over the batch's events and count it all in :attr:`stats`.
-
-        :param taken: every item is an event of the fast path."""
+    def _finish(self, out: list[Output]) -> list[Output]:
+        """Run the site stages over the batch's events and count it all in :attr:`stats`."""
         stats = self.stats
-        if taken and self.stages is None:
-            # Every item an event of the fast path, which are never tagged: nothing to scan.
-            stats.in_ += len(out)
-            stats.out += len(out)
-            return out
         if self.stages is not None:
             index = [i for i, item in enumerate(out) if type(item) is ecs.Event]
             if index:
@@ -473,8 +469,6 @@ class _Picked:
 
 
 _PLAIN_TAGS = ["clavister", "ike"]
-_FULL_BATCH = 64
-_LANE_REST = 8
 _DROP_NOT_CLAVISTER = object()
 
 

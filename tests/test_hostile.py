@@ -569,14 +569,15 @@ def test_pathological_line_is_linear(shape):
     assert time.perf_counter() - start < 2.0
 
 
-def test_long_values_never_fill_the_address_cache():
-    from ikefilter import normalize
+def test_long_values_never_fill_the_value_caches():
+    from ikefilter import values
 
-    normalize.ip_cache.clear()
+    for cache in values.CACHES.values():
+        cache.clear()
     p = Pipeline(_CATALOG)
     for i in range(50):
         line = (f"EFW: IKE: prio=1 id=1690 rev=1 event=ip_pool_address_released "
                 f"ip={i}{'9' * 5000}")
         [doc] = check_outputs(p.process_lines([line]), 1)
         assert ecs.TAG_INVALID_VALUE in doc["tags"]
-    assert sum(len(k) for k in normalize.ip_cache) < 50 * 100
+    assert sum(len(k) for cache in values.CACHES.values() for k in cache) < 50 * 100

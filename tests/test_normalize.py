@@ -7,13 +7,10 @@ import json
 import msgspec
 import pytest
 from conftest import reference_entries
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from ikefilter import catalog, ecs, wire
-from ikefilter.normalize import KNOWN_PARAMETERS, Normalizer
+from ikefilter.normalize import Normalizer
 from ikefilter.pipeline import Pipeline
-from ikefilter.wire import Decoded
 
 NET_SESSION = ["network", "session"]
 NET = ["network"]
@@ -452,28 +449,6 @@ def test_missing_id_is_a_parse_failure():
     assert ecs.TAG_PARSE_FAILURE in out["tags"]
     assert out["error"]["message"] == "no id= in the line"
     assert out["clavister"]["extra"] == {"localip": "203.0.113.1"}
-
-
-# -- the fast typing path gives what the exact one gives --------------------------------------
-
-_VALUES = ["", "0", "1", "500", "65535", "70000", "-1", "5e2", "500.0", " 7", "07", "true",
-           "False", "yes", "NO", "on", "1.2.3.4", "01.2.3.4", "::1", "2001:DB8::1",
-           "fe80::1%eth0", "[::1]", "abc", "ABCDEF", "0xab", "0XAB", "zz", "ESP", "x y"]
-
-
-@settings(max_examples=500, deadline=None)
-@given(
-    st.sampled_from(["530", "155", "1664", "737", "1690", "9999", "x", "0530"]),
-    st.dictionaries(st.sampled_from(sorted(KNOWN_PARAMETERS | {"prio", "rev", "foo"})),
-                    st.sampled_from(_VALUES), max_size=8),
-    st.sampled_from([None, 134, 5]),
-)
-def test_fast_typing_equals_exact_typing(cat, ident, params, pri):
-    d = Decoded("orig", {"id": ident, **params}, ["IKE"], pri)
-    enc = msgspec.json.encode
-    fast = Normalizer(cat).normalize(d, NOW)
-    exact = Normalizer(cat, fast=False).normalize(d, NOW)
-    assert enc(fast) == enc(exact)
 
 
 @pytest.mark.parametrize("initiator", ["true", "false", None])

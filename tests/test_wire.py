@@ -484,9 +484,15 @@ _TOKENS = ['a', 'id', 'x.y', '=', '"', ' ', '  ', '\\', '[', ']', '530', 'b c', 
 @settings(max_examples=1000, deadline=None)
 @given(st.lists(st.sampled_from(_TOKENS), max_size=14).map("".join))
 def test_fast_pairs_equal_exact_pairs(body):
-    fast = wire._fast_pairs(body)
-    if fast is not None:
-        assert (fast, None) == wire.split_pairs_exact(body)
+    data = wire.pairs_json(body)
+    if data is not None and b"\n" not in data:
+        try:
+            fast = msgspec.json.decode(data, type=dict[str, str])
+        except msgspec.DecodeError:
+            pass
+        else:
+            if wire.names_ok(fast):
+                assert (fast, None) == wire.split_pairs_exact(body)
     assert wire.split_pairs(body) == wire.split_pairs_exact(body)
 
 

@@ -30,8 +30,8 @@ from collections.abc import Callable
 from .. import hookimpl
 from ..config import PipelineInfo, SiteConfig
 from ..ecs import Event
-from ..normalize import valid_ip
 from ..pseudonym import CryptoPAn, _mac_key, keyed_token, load_key, truncate_ip
+from ..values import valid_ip
 
 MASK = "redacted"
 _MASK_IP = {4: "0.0.0.0", 6: "::"}
