@@ -2,10 +2,13 @@
 
 What a competent engineer writes in an afternoon with the standard library: one regex for the
 syslog header, one for the ``name=value`` pairs, plain dicts, ``json.loads`` / ``json.dumps``,
-one line at a time. It reads the same input shapes and writes the same ECS document for the
-main fields (``@timestamp``, ``event.*``, ``message``, ``log.*``, ``observer.*``,
-``source``/``destination``, ``network``, ``user``, ``related``, ``clavister.*``), with the
-message text and ECS classification taken from the same catalog JSON.
+one line at a time. It reads the same input shapes (every header, no header at all, the
+JSON records pipelines wrap lines in, records a shipper already split) and value forms
+(quoted or bare, multi-word bare values, IDs with leading zeros, SPIs with ``0x`` or in
+uppercase, booleans spelled yes/no, on/off or 1/0 in any case, unknown parameters), and
+writes the same ECS document for the main fields (``@timestamp``, ``event.*``, ``message``,
+``log.*``, ``observer.*``, ``source``/``destination``, ``network``, ``user``, ``related``,
+``clavister.*``), with the message text and ECS classification taken from the same catalog JSON.
 
 It is not deliberately slow: the two obvious one-line wins are in (``functools.lru_cache`` on
 IP parsing and on the keyed hash), and nothing is validated that ikefilter does not validate
@@ -21,6 +24,7 @@ import io
 import ipaddress
 import json
 import re
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -37,7 +41,11 @@ HEADER = re.compile(
     r"(?:\[(?P<dev>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)\] *)?"
     r"(?:EFW: *)?(?P<cats>[A-Z][A-Z0-9_,]*): *(?P<body>.*)$"
 )
-PAIR = re.compile(r'([A-Za-z_][\w.\-]*)=(?:"((?:[^"\\]|\\.)*)"|(\S*))')
+BODY_ONLY = re.compile(r"[A-Za-z_][\w.\-]*=")
+# a bare value runs over several words up to the next name= (action=correct the data)
+PAIR = re.compile(
+    r'([A-Za-z_][\w.\-]*)=(?:"((?:[^"\\]|\\.)*)"|(\S*(?: (?![A-Za-z_][\w.\-]*=)[^\s=]+)*))'
+)
 ESCAPE = re.compile(r"\\(.)")
 IP_TEXT = re.compile(
     r"(?<![\w.:])(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7})"
@@ -146,6 +154,10 @@ class NaiveFilter:
     def process_text(self, line):
         m = HEADER.match(line)
         if m is None:
+            if BODY_ONLY.match(line):  # a shipper cut the header off: the pairs alone
+                params = self.split_pairs(line)
+                if "id" in params:
+                    return self.normalize(params, line, None, None, None, None)
             return {"message": line}
         params = self.split_pairs(m.group("body"))
         pri = int(m.group("pri")) if m.group("pri") else None
@@ -464,3 +476,21 @@ class NaiveFilter:
                 if doc.get("@timestamp", "") is None:
                     doc["@timestamp"] = now_iso()
                 outfile.write(json.dumps(doc).encode() + b"\n")
+
+
+def main(argv=None) -> int:
+    """``python naive.py [--catalog ike.json] < lines > documents``, as ``ikefilter run``
+    is used, so the two can be timed as whole processes."""
+    import argparse
+
+    p = argparse.ArgumentParser(description="the naive reference filter: lines on stdin, "
+                                "one ECS JSON document per line on stdout")
+    p.add_argument("--catalog", help="the catalog JSON (default: catalog/ike.json)")
+    args = p.parse_args(argv)
+    NaiveFilter(catalog_path=args.catalog).run(sys.stdin.buffer, sys.stdout.buffer)
+    sys.stdout.buffer.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -7,6 +7,8 @@ call, so small functions look dearer than they are: read it for the shape, and
 ``experiments/fastpath.py`` for measured costs.
 
     python benchmarks/profile_raw.py [--events 30000] [--shape bracketed] [--plugins]
+    python benchmarks/profile_raw.py --mix wild             # the wild mix's text lines
+    python benchmarks/profile_raw.py --variant spi-0x       # one variant alone
 """
 
 from __future__ import annotations
@@ -28,17 +30,22 @@ except ImportError:
 
 from benchlib import measure, sites  # noqa: E402
 
-from ikefilter import lines  # noqa: E402
+from ikefilter import generate, lines  # noqa: E402
 from ikefilter.catalog import load  # noqa: E402
 
-MODULES = ("wire.py", "normalize.py", "pipeline.py", "lines.py", "ecs.py", "host.py",
-           "redact.py", "severity.py")
+MODULES = ("wire.py", "fastlane.py", "builders.py", "values.py", "record.py", "normalize.py",
+           "pipeline.py", "lines.py", "ecs.py", "host.py", "redact.py", "severity.py")
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--events", type=int, default=30000)
-    p.add_argument("--shape", default="bracketed")
+    p.add_argument("--shape", action="append", choices=generate.ALL_SHAPES,
+                   help="wire shape (repeatable; default: bracketed, or the wild mix's text "
+                   "shapes with --mix wild)")
+    p.add_argument("--mix", choices=generate.MIXES, default="clean")
+    p.add_argument("--variant", action="append", choices=tuple(generate.VARIANTS),
+                   help="every line carries this variant (repeatable)")
     p.add_argument("--plugins", action="store_true", help="with redaction and severity rules")
     p.add_argument("--top", type=int, default=25)
     p.add_argument("--cpu", type=int)
@@ -48,8 +55,14 @@ def main(argv=None) -> int:
         os.sched_setaffinity(0, {args.cpu if args.cpu is not None else cpus[-1]})
 
     catalog = load()
-    spec = measure.PathSpec("profile", "", "lines", (args.shape,))
-    corpus = measure.make_corpus(spec, args.events, catalog=catalog)
+    shapes = tuple(args.shape or (generate.WILD_TEXT_SHAPES if args.mix == "wild"
+                                  else ("bracketed",)))
+    text = list(generate.lines(catalog, args.events, 1, shapes, mix=args.mix,
+                               variants=tuple(args.variant or ())))
+    corpus = measure.Corpus(measure.PathSpec("profile", "", "lines", shapes), text,
+                            ("\n".join(text) + "\n").encode())
+    label = ",".join(shapes) + (f", mix {args.mix}" if args.mix != "clean" else "") + (
+        f", variant {'+'.join(args.variant)}" if args.variant else "")
     variant = sites.PLUGINS if args.plugins else sites.PLAIN
     pipeline = sites.make_pipeline(sites.site(variant, sites.scratch_dir()), catalog)
     lines.run(pipeline, [io.BytesIO(corpus.data)], io.BytesIO())  # warm caches
@@ -61,7 +74,7 @@ def main(argv=None) -> int:
     stats = pstats.Stats(prof)
     n = corpus.events
     total = stats.total_tt
-    print(f"{args.shape}, {variant}, {n:,} events: {total / n * 1e6:.1f} µs/event under the "
+    print(f"{label}, {variant}, {n:,} events: {total / n * 1e6:.1f} µs/event under the "
           f"profiler\n")
     rows = []
     for (file, line, func), (_cc, nc, tt, ct, _callers) in stats.stats.items():

@@ -1,15 +1,20 @@
 #!/usr/bin/env python3
 """Throughput benchmark of ikefilter against a naive reference filter.
 
-For each input path (raw syslog lines, JSON records, Fluent Forward frames) and each site
-set-up (no plugins; hmac redaction plus two severity rules) it reports events/s and µs/event
-per stage and end to end on one pinned core, the same for ``naive.py``, the ratio, peak RSS
-of a streaming run at two input sizes, and 1 -> 2 worker scaling. Results go to
-``bench-results/<timestamp>.json`` and ``latest.json`` (+ ``latest.svg``), a table to stdout,
-progress to stderr. ``--compare OLD.json`` prints the deltas against an earlier run.
+First, the headline: ``ikefilter run`` and ``naive.py`` as whole processes on one pinned core
+(child CPU time, median of interleaved pairs) over the wild mix as raw lines, pre-split and
+wrapped JSON records, and the clean corpus; then each value variant alone; and start-up.
+Then, to explain those figures, in process: for each input path (raw syslog lines, JSON
+records, Fluent Forward frames) and each site set-up (no plugins; hmac redaction plus two
+severity rules) events/s and µs/event per stage and end to end, the same for ``naive.py``,
+the ratio, peak RSS of a streaming run at two input sizes, and 1 -> 2 worker scaling.
+Results go to ``bench-results/<timestamp>.json`` and ``latest.json`` (+ ``latest.svg``), the
+tables to stdout, progress to stderr. ``--compare OLD.json`` prints the deltas against an
+earlier run.
 
-    python benchmarks/run.py --quick          # ~30 s
-    python benchmarks/run.py                  # ~3-4 min on 2 cores
+    python benchmarks/run.py --quick          # ~3 min
+    python benchmarks/run.py                  # ~10-15 min on 2 cores
+    python benchmarks/run.py --process-only   # the whole-process tables alone
     python benchmarks/run.py --report bench-results/latest.json --compare OLD.json
 """
 
@@ -18,8 +23,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
+import traceback
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -34,12 +41,16 @@ except ImportError:  # a source checkout that was not installed
     EXTRA_PATH = str(ROOT)
 
 import naive  # noqa: E402
-from benchlib import agree, measure, report, rss, scaling, sites  # noqa: E402
+from benchlib import agree, measure, process, report, rss, scaling, sites  # noqa: E402
+
+from ikefilter import generate  # noqa: E402
 
 QUICK = {"events": 3000, "reps": 5, "agree_sample": 500, "rss_events": (60_000, 15_000),
-         "rss_paths": ("raw-bracketed",), "scale_events": 40_000, "scale_reps": 1}
+         "rss_paths": ("raw-bracketed",), "scale_events": 40_000, "scale_reps": 1,
+         "process_events": 10_000, "variant_events": 3_000, "pairs": 3}
 FULL = {"events": 15_000, "reps": 5, "agree_sample": 2000, "rss_events": (1_000_000, 200_000),
-        "rss_paths": ("raw-bracketed", "forward"), "scale_events": 200_000, "scale_reps": 2}
+        "rss_paths": ("raw-bracketed", "forward"), "scale_events": 200_000, "scale_reps": 2,
+        "process_events": 60_000, "variant_events": 10_000, "pairs": 3}
 
 RSS_LIMIT_MIB = 64
 RSS_GROWTH_MIB = 4
@@ -56,7 +67,20 @@ class Progress:
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="a short run (~30 s)")
+    p.add_argument("--quick", action="store_true", help="a short run (~3 min)")
+    p.add_argument("--process-events", type=int,
+                   help="records per corpus for the whole-process figures (default 60000)")
+    p.add_argument("--variant-events", type=int,
+                   help="lines per variant for the table per variant (default 10000; 0: skip)")
+    p.add_argument("--pairs", type=int,
+                   help="interleaved ikefilter/naive pairs per whole-process figure (>= 3)")
+    p.add_argument("--corpora", nargs="+", choices=process.CORPUS_NAMES,
+                   help="only these whole-process corpora")
+    p.add_argument("--variants", nargs="+", choices=tuple(generate.VARIANTS),
+                   help="only these variants in the table per variant")
+    p.add_argument("--no-process", action="store_true", help="skip the whole-process runs")
+    p.add_argument("--process-only", action="store_true",
+                   help="only the whole-process runs (no in-process paths, RSS or scaling)")
     p.add_argument("--events", type=int, help="events per path for the timings")
     p.add_argument("--reps", type=int, help="timed repetitions (the best is kept)")
     p.add_argument("--paths", nargs="+", choices=measure.PATH_NAMES, help="only these paths")
@@ -153,12 +177,19 @@ def bench_path(spec, cfg, catalog, workdir, note) -> dict:
         if st["naive_na"]:
             v["naive"] = {"na": st["naive_na"]}
         note(f"{spec.name}/{variant}: stages")
-        stage_s = measure.stage_times(corpus, st["pipeline"], cfg["reps"], catalog)
+        try:
+            stage_s = measure.stage_times(corpus, st["pipeline"], cfg["reps"], catalog)
+        except (AttributeError, TypeError, ImportError) as exc:
+            # the stages follow the fast path's internals, which may have moved on
+            note(f"{spec.name}/{variant}: stages n/a: {type(exc).__name__}: {exc}")
+            v["ikefilter"]["stages_na"] = f"{type(exc).__name__}: {exc}"
+            stage_s = dict.fromkeys(measure.STAGES)
         stages = {k: (measure.figure(t, n) if t is not None else None)
                   for k, t in stage_s.items()}
         v["ikefilter"]["stages"] = stages
-        total = sum(t for t in stage_s.values() if t is not None)
-        v["ikefilter"]["other_us"] = (min(v["ikefilter"]["cpu_s"]) - total) / n * 1e6
+        timed = [t for t in stage_s.values() if t is not None]
+        v["ikefilter"]["other_us"] = ((min(v["ikefilter"]["cpu_s"]) - sum(timed)) / n * 1e6
+                                      if timed else None)
         if v.get("naive", {}).get("eps"):
             v["ratio"] = v["ikefilter"]["eps"] / v["naive"]["eps"]
     entry["variants"] = variants
@@ -242,17 +273,35 @@ def _status(ok) -> str:
     return "n/a" if ok is None else ("PASS" if ok else "FAIL")
 
 
+def _process_ratio(results, corpus):
+    entry = (results.get("process") or {}).get("corpora", {}).get(corpus) or {}
+    return entry.get("ratio")
+
+
+def _ratio_target(name, limit, results, corpus, paths) -> dict:
+    """Judged on the whole-process figure when it was measured, else on the in-process."""
+    whole = _process_ratio(results, corpus)
+    inproc = {p: _ratio(results, p) for p in paths}
+    got = [r for r in inproc.values() if r is not None]
+    parts = []
+    if whole is not None:
+        parts.append(f"whole process {corpus} {whole:.2f}x")
+    if inproc and any(r is not None for r in inproc.values()):
+        parts.append("in process " + ", ".join(f"{p} {_fmt(r, '{:.2f}x')}"
+                                                 for p, r in inproc.items()))
+    if whole is not None:
+        ok = whole >= limit
+    else:
+        ok = min(got) >= limit if got else None
+    return {"name": name, "status": _status(ok), "detail": "; ".join(parts) or "not measured"}
+
+
 def targets(results: dict) -> list[dict]:
-    out = []
-    raw = {p: _ratio(results, p) for p in ("raw-bracketed", "raw-mix")}
-    got = [r for r in raw.values() if r is not None]
-    out.append({"name": "raw syslog >= 4x naive",
-                "status": _status(min(got) >= 4 if got else None),
-                "detail": ", ".join(f"{p} {_fmt(r, '{:.2f}x')}" for p, r in raw.items())})
-    split = _ratio(results, "json-split")
-    out.append({"name": "pre-split JSON >= 6x naive",
-                "status": _status(split >= 6 if split is not None else None),
-                "detail": f"json-split {_fmt(split, '{:.2f}x')}"})
+    out = [
+        _ratio_target("raw syslog >= 4x naive", 4, results, "wild-raw",
+                      ("raw-bracketed", "raw-mix")),
+        _ratio_target("pre-split JSON >= 6x naive", 6, results, "wild-split", ("json-split",)),
+    ]
     costs = {}
     why = None
     for p in ("raw-bracketed", "raw-mix"):
@@ -295,9 +344,15 @@ def targets(results: dict) -> list[dict]:
     fair = [v.get("agreement", {}).get("required_ok")
             for p in results["paths"].values() for v in p.get("variants", {}).values()
             if v.get("agreement")]
+    proc = results.get("process") or {}
+    for entry in [*proc.get("corpora", {}).values(), *proc.get("variants", {}).values()]:
+        a = entry.get("agreement")
+        if a and "na" not in a:
+            fair.append(a.get("required_ok"))
     out.append({"name": "fair comparison: naive agrees on event.code/action/source.ip",
                 "status": _status(all(fair) if fair else None),
-                "detail": f"{sum(bool(f) for f in fair)}/{len(fair)} path/variant samples agree"})
+                "detail": f"{sum(bool(f) for f in fair)}/{len(fair)} samples agree "
+                          "(in process: path/set-up; whole process: corpus/variant)"})
     return out
 
 
@@ -320,6 +375,37 @@ def write_results(results: dict, out_dir: str) -> Path:
     return path
 
 
+def run_all(args, cfg: dict, allowed: list[int], workdir: str, note) -> dict:
+    from ikefilter.catalog import data_dir, load
+
+    catalog = load()
+    results: dict = {"machine": report.machine_info(str(ROOT)),
+                     "config": {k: v for k, v in cfg.items()}, "paths": {}}
+    if not args.no_process:
+        # the headline first: whole processes, each child pinned to the core
+        results["process"] = process.bench(catalog, str(data_dir() / "ike.json"), cfg,
+                                           workdir, rss.child_env(EXTRA_PATH), note)
+    if allowed and cfg["cpu"] is not None:
+        os.sched_setaffinity(0, {cfg["cpu"]})
+    try:
+        for spec in measure.PATHS:
+            if spec.name not in cfg["paths"]:
+                continue
+            try:
+                results["paths"][spec.name] = bench_path(spec, cfg, catalog, workdir, note)
+            except Exception as exc:  # noqa: BLE001 - one path failing keeps the others
+                traceback.print_exc()
+                results["paths"][spec.name] = {"na": f"failed: {type(exc).__name__}: {exc}"}
+    finally:
+        if allowed:
+            os.sched_setaffinity(0, set(allowed))
+    if not args.no_rss and not args.process_only:
+        results["rss"] = bench_rss(cfg, catalog, workdir, note)
+    if not args.no_scaling and not args.process_only:
+        results["scaling"] = bench_scaling(cfg, catalog, workdir, note)
+    return results
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.rss_child:
@@ -334,8 +420,6 @@ def main(argv=None) -> int:
             print(report.compare(json.loads(Path(args.compare).read_text("utf-8")), results))
         return 0
 
-    from ikefilter.catalog import load
-
     note = Progress()
     cfg = dict(QUICK if args.quick else FULL)
     cfg["quick"] = args.quick
@@ -344,29 +428,24 @@ def main(argv=None) -> int:
     cfg["agree_sample"] = args.agree_sample or cfg["agree_sample"]
     cfg["rss_paths"] = tuple(args.rss_paths or cfg["rss_paths"])
     cfg["paths"] = tuple(args.paths or measure.PATH_NAMES)
+    cfg["process_events"] = args.process_events or cfg["process_events"]
+    if args.variant_events is not None:
+        cfg["variant_events"] = args.variant_events
+    cfg["pairs"] = max(3, args.pairs or cfg["pairs"])
+    cfg["process_corpora"] = tuple(args.corpora or process.CORPUS_NAMES)
+    cfg["variant_names"] = tuple(args.variants) if args.variants else None
+    if args.process_only:
+        cfg["paths"] = ()
     if args.rss_events:
         cfg["rss_events"] = tuple(sorted((int(x) for x in args.rss_events.split(",")),
                                          reverse=True))[:2]
     allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     cfg["cpu"] = args.cpu if args.cpu is not None else (allowed[-1] if allowed else None)
     workdir = sites.scratch_dir()
-    catalog = load()
-    results: dict = {"machine": report.machine_info(str(ROOT)),
-                     "config": {k: v for k, v in cfg.items()}, "paths": {}}
-
-    if allowed and cfg["cpu"] is not None:
-        os.sched_setaffinity(0, {cfg["cpu"]})
     try:
-        for spec in measure.PATHS:
-            if spec.name in cfg["paths"]:
-                results["paths"][spec.name] = bench_path(spec, cfg, catalog, workdir, note)
+        results = run_all(args, cfg, allowed, workdir, note)
     finally:
-        if allowed:
-            os.sched_setaffinity(0, set(allowed))
-    if not args.no_rss:
-        results["rss"] = bench_rss(cfg, catalog, workdir, note)
-    if not args.no_scaling:
-        results["scaling"] = bench_scaling(cfg, catalog, workdir, note)
+        shutil.rmtree(workdir, ignore_errors=True)
     results["targets"] = targets(results)
     if hasattr(os, "getloadavg"):
         results["machine"]["loadavg_at_end"] = os.getloadavg()

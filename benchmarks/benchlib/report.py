@@ -73,10 +73,17 @@ def render(results: dict) -> str:
     out.append(f"ikefilter benchmark  {m['date']}  commit {commit}")
     out.append(f"{m['cpu_model']}, {m['cores']} cores, {m['implementation']} {m['python']}, "
                f"msgspec {m['msgspec']}, load at start {_load(m)}")
-    out.append(f"one pinned core (cpu {cfg['cpu']}), CPU time, {cfg['events']:,} events per "
-               f"path, best of {cfg['reps']}{' (--quick)' if cfg['quick'] else ''}")
     out.append("")
-    out.append("END TO END (events/s, µs/event; ratio = ikefilter / naive)")
+    if results.get("process"):
+        out += render_process(results["process"], cfg.get("quick"))
+    if not results.get("paths"):
+        return "\n".join(out + render_targets(results))
+    why = ", to explain the figures above" if results.get("process") else ""
+    out.append(f"IN PROCESS{why}: one pinned core (cpu {cfg['cpu']}), "
+               f"CPU time, {cfg['events']:,} events per path, best of {cfg['reps']}"
+               f"{' (--quick)' if cfg['quick'] else ''}")
+    out.append("")
+    out.append("END TO END IN PROCESS (events/s, µs/event; ratio = ikefilter / naive)")
     out.append(f"{'path':<14}{'variant':<12}{'ikefilter/s':>12}{'µs':>7}"
                f"{'naive/s':>10}{'µs':>7}{'ratio':>8}   agree")
     for name, path in results["paths"].items():
@@ -103,16 +110,21 @@ def render(results: dict) -> str:
             if "na" in v:
                 continue
             st = v["ikefilter"]["stages"]
+            if v["ikefilter"].get("stages_na"):
+                out.append(f"{name:<14}{variant:<12}n/a: {v['ikefilter']['stages_na']}")
+                continue
             cells = "".join(_n(st[s]["us"] if st.get(s) else None, "{:.2f}") for s in STAGES)
             out.append(f"{name:<14}{variant:<12}{cells}"
                        f"{_n(v['ikefilter'].get('other_us'), '{:.2f}')}"
                        f"{_n(v['ikefilter']['us'], '{:.2f}')}")
-    out.append("  as events/s: " + "; ".join(
+    per_stage = "; ".join(
         f"{name} {s} {_n(v['ikefilter']['stages'][s]['eps'], width=0)}"
         for name, path in results["paths"].items()
         for variant, v in path.get("variants", {}).items() if variant == "plain" and "na" not in v
         for s in ("decode", "normalize", "encode") if v["ikefilter"]["stages"].get(s)
-    ))
+    )
+    if per_stage:
+        out.append("  as events/s: " + per_stage)
     out.append("")
     mismatches = [
         (name, variant, v["agreement"])
@@ -169,10 +181,105 @@ def render(results: dict) -> str:
             out.append(f"  ikefilter forward, {fw['events']:,} events in PackedForward frames "
                        f"of 1000, 4 connections, acked: {cells}{extra}{note}")
         out.append("")
-    out.append("TARGETS")
+    return "\n".join(out + render_targets(results))
+
+
+def render_targets(results: dict) -> list[str]:
+    out = ["TARGETS"]
     for t in results.get("targets", []):
         out.append(f"  {t['status']:<5} {t['name']}: {t['detail']}")
-    return "\n".join(out)
+    return out
+
+
+def render_process(proc: dict, quick: bool | None = None) -> list[str]:
+    """The headline tables: whole processes, then each variant alone, then start-up."""
+    out = []
+    st = proc.get("startup") or {}
+    out.append(f"WHOLE PROCESS (the headline): `ikefilter run` and naive.py as child processes, "
+               f"corpus file on stdin, stdout to /dev/null, pinned to cpu {proc.get('cpu')}; "
+               f"child CPU time (user+sys), median of {proc['pairs']} interleaved pairs; "
+               f"start-up included{' (--quick: start-up weighs heavily)' if quick else ''}")
+    out.append(f"{'corpus':<14}{'events':>8}{'B/ev':>6}{'ikefilter/s':>13}{'cpu s':>7}"
+               f"{'wall s':>8}{'naive/s':>10}{'cpu s':>7}{'wall s':>8}{'ratio':>8}"
+               f"  |{'ike µs':>8}{'naive µs':>10}{'ratio':>8}   agreement")
+    for name, e in proc.get("corpora", {}).items():
+        if "na" in e:
+            out.append(f"{name:<14}n/a: {e['na']}")
+            continue
+        ike, nv = e["ikefilter"], e["naive"]
+        out.append(f"{name:<14}{e['events']:>8,}{e['bytes_per_event']:>6.0f}"
+                   f"{_n(ike['eps'], width=13)}{ike['cpu_s']:>7.2f}{ike['wall_s']:>8.2f}"
+                   f"{_n(nv['eps'])}{nv['cpu_s']:>7.2f}{nv['wall_s']:>8.2f}"
+                   f"{_n(e.get('ratio'), '{:.2f}x', 8)}  |"
+                   f"{_n(ike.get('marginal_us'), '{:.1f}', 8)}"
+                   f"{_n(nv.get('marginal_us'), '{:.1f}', 10)}"
+                   f"{_n(e.get('marginal_ratio'), '{:.2f}x', 8)}"
+                   f"   {_proc_agree(e.get('agreement'))}")
+    out.append("right of |: CPU µs per line once up and warm = (all lines - the first tenth) / "
+               "the lines between; start-up and first-use costs left out")
+    if "na" in st:
+        out.append(f"start-up: n/a: {st['na']}")
+    elif st:
+        out.append(f"start-up (empty input, median of {len(st['ikefilter']['runs'])}): "
+                   f"ikefilter run {st['ikefilter']['cpu_s']:.3f} s CPU "
+                   f"({st['ikefilter']['wall_s']:.3f} s wall), naive "
+                   f"{st['naive']['cpu_s']:.3f} s CPU ({st['naive']['wall_s']:.3f} s wall)")
+    out.append("")
+    variants = proc.get("variants") or {}
+    if variants:
+        clean = variants.get("(clean)", {}).get("ikefilter", {}).get("marginal_us")
+        out.append(f"PER VARIANT: <PRI>[time] EFW: lines, every line carrying the one variant, "
+                   f"{proc['variant_events']:,} lines each; whole process as above")
+        out.append(f"{'variant':<16}{'ikefilter/s':>12}{'naive/s':>10}{'ratio':>8}"
+                   f"  |{'ike µs':>8}{'naive µs':>10}{'ratio':>8}{'ike vs clean':>14}"
+                   "   agreement")
+        for name, e in variants.items():
+            if "na" in e:
+                out.append(f"{name:<16}n/a: {e['na']}")
+                continue
+            ike, nv = e["ikefilter"], e["naive"]
+            warm = ike.get("marginal_us")
+            vs = (f"{(warm / clean - 1) * 100:+.0f} %" if warm and clean and name != "(clean)"
+                  else "")
+            out.append(f"{name:<16}{_n(ike['eps'], width=12)}{_n(nv['eps'])}"
+                       f"{_n(e.get('ratio'), '{:.2f}x', 8)}  |{_n(warm, '{:.1f}', 8)}"
+                       f"{_n(nv.get('marginal_us'), '{:.1f}', 10)}"
+                       f"{_n(e.get('marginal_ratio'), '{:.2f}x', 8)}{vs:>14}   "
+                       f"{_proc_agree(e.get('agreement'))}")
+        out.append("")
+    notes = []
+    for name, e in [*proc.get("corpora", {}).items(), *variants.items()]:
+        a = e.get("agreement") or {}
+        if "na" in a:
+            notes.append(f"  {name}: agreement n/a: {a['na']}")
+            continue
+        if a.get("ikefilter_tags"):
+            notes.append(f"  {name}: ikefilter tagged " + ", ".join(
+                f"{k} {v:,}" for k, v in a["ikefilter_tags_by_line_kind"].items()))
+        if a and not a.get("one_per_line", True):
+            notes.append(f"  {name}: {a['outputs']} output lines for {a['sample']:,} input lines")
+        if a.get("differ_by_line_kind"):
+            notes.append(f"  {name}: documents that differ, by line: " + ", ".join(
+                f"{k} {v:,}" for k, v in a["differ_by_line_kind"].items()))
+            for f, d in a.get("first_mismatch", {}).items():
+                notes.append(f"    {f}: {a['fields_agree'][f]:,}/{a['compared']:,} agree; "
+                             f"line {d['line']} ({d['label']}): ikefilter={d['ikefilter']!r} "
+                             f"naive={d['naive']!r}")
+    if notes:
+        out.append("WHOLE PROCESS OUTPUTS (from the agreement run; failure tags by kind of line)")
+        out += notes
+        out.append("")
+    return out
+
+
+def _proc_agree(a: dict | None) -> str:
+    if not a:
+        return "n/a"
+    if "na" in a:
+        return f"n/a: {a['na']}"
+    per_line = "" if a.get("one_per_line") else "; NOT one document per line"
+    req = "" if a.get("required_ok") else "; code/action/source.ip DIFFER"
+    return f"{a['identical_documents']:,}/{a['compared']:,} docs identical{req}{per_line}"
 
 
 def _load(m: dict) -> str:
@@ -220,6 +327,17 @@ def compare(old: dict, new: dict) -> str:
             out.append(f"{name:<14}{variant:<12}{a:>10,.0f}{b:>10,.0f}{(b / a - 1) * 100:>+8.1f}%"
                        f"{_n(ov.get('ratio'), '{:.2f}x', 11)}{_n(v.get('ratio'), '{:.2f}x', 11)}"
                        f"   {', '.join(stages)}")
+    op, np_ = old.get("process") or {}, new.get("process") or {}
+    for group in ("corpora", "variants"):
+        for name, e in (np_.get(group) or {}).items():
+            o = (op.get(group) or {}).get(name)
+            if "na" in e or not o or "na" in o:
+                continue
+            a, b = o["ikefilter"]["eps"], e["ikefilter"]["eps"]
+            label = "whole" if group == "corpora" else "variant"
+            out.append(f"{label + ' ' + name:<26}{a:>10,.0f}{b:>10,.0f}"
+                       f"{(b / a - 1) * 100:>+8.1f}%{_n(o.get('ratio'), '{:.2f}x', 11)}"
+                       f"{_n(e.get('ratio'), '{:.2f}x', 11)}")
     orss = {(j["path"], j["variant"], j["events"]): j for j in old.get("rss", {}).get("jobs", [])}
     for j in new.get("rss", {}).get("jobs", []):
         o = orss.get((j["path"], j["variant"], j["events"]))
@@ -235,13 +353,17 @@ def compare(old: dict, new: dict) -> str:
 def svg_chart(results: dict) -> str:
     """Horizontal bars: events/s per path and variant, ikefilter against naive."""
     rows = []
+    for name, e in ((results.get("process") or {}).get("corpora") or {}).items():
+        if "na" not in e:
+            rows.append((f"whole process: {name}", e["ikefilter"]["eps"], e["naive"]["eps"],
+                         e.get("ratio")))
     for name, path in results["paths"].items():
         for variant, v in path.get("variants", {}).items():
             if "na" in v:
                 continue
-            rows.append((f"{name} / {variant}", v["ikefilter"]["eps"],
+            rows.append((f"in process: {name} / {variant}", v["ikefilter"]["eps"],
                          (v.get("naive") or {}).get("eps"), v.get("ratio")))
-    label_w, bar_w, bar_h, gap = 220, 520, 14, 14
+    label_w, bar_w, bar_h, gap = 300, 520, 14, 14
     top = 70
     height = top + len(rows) * (2 * bar_h + gap) + 40
     width = label_w + bar_w + 150
