@@ -331,14 +331,27 @@ class Builders:
     def __init__(self, catalog: Catalog, dialect: str = "clavister",
                  keep_original: bool = True, ignore: frozenset[str] = frozenset()):
         self.dialect, self.keep_original, self.ignore = dialect, keep_original, ignore
-        self.known: dict[str, Builder] = {}
-        for msg in catalog.messages:
-            self.known[str(msg.id)] = compile_builder(msg, dialect, keep_original, ignore)
+        self.known: dict[str, Builder] = {
+            str(msg.id): self._on_first_use(msg) for msg in catalog.messages}
         #: ``id`` text as sent -> its builder; a dictionary lookup for the usual forms
         self.by_text: dict[str | None, Builder] = dict(self.known)
         self.by_text.update({f"{int(code):08d}": b for code, b in self.known.items()})
         self.by_text[None] = _generic(None, None, dialect, keep_original, ignore)
         self._preset = len(self.by_text)
+
+    def _on_first_use(self, msg: Message) -> Builder:
+        """A stand-in that compiles ``msg``'s builder when a line first needs it (a stream
+        seldom carries every message), then puts it in its own place."""
+
+        def build(*args):
+            real = compile_builder(msg, self.dialect, self.keep_original, self.ignore)
+            self.known[str(msg.id)] = real
+            for key, value in self.by_text.items():
+                if value is build:
+                    self.by_text[key] = real
+            return real(*args)
+
+        return build
 
     def __call__(self, raw_id: str | None) -> Builder:
         """The builder for ``raw_id`` as sent (None: the line has no ``id``)."""

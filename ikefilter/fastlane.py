@@ -14,7 +14,6 @@ one more look; the batch is never rewritten or decoded again for it.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import NamedTuple
@@ -25,12 +24,8 @@ from . import ecs, values, wire
 from .builders import Builders
 from .record import record_host, record_pri, record_time
 
-# One match per line, always: the header and the rest of the line, or the line unmatched
-# (``cats`` empty).
-_LINES = re.compile(rf"^(?:{wire.HEADER_PATTERN}(?P<body>.*)|.*)$", re.X | re.M)
-# findall gives each line's groups as a tuple in pattern order: the header's come first.
-_AT = {name: index - 1 for name, index in _LINES.groupindex.items()}
-assert all(_AT[name] == index - 1 for name, index in wire.HEADER_GROUPS.items())
+_LINES = wire.LINES
+_AT = wire.GROUP
 _CATS, _BODY, _EFW = _AT["cats"], _AT["body"], _AT["efw"]
 _PRI, _RECV, _TS5424, _TS3164, _DEVTIME = (
     _AT["pri"], _AT["recv"], _AT["ts5424"], _AT["ts3164"], _AT["devtime"])
@@ -136,7 +131,10 @@ def _odd(body: str) -> bool:
 
 def _pairs(bodies: list[str]) -> list[dict[str, str] | None]:
     """Each body's pairs, or None where the rewrite cannot split it exactly."""
-    data = wire.pairs_json("\n".join(bodies))
+    joined = "\n".join(bodies)
+    # A batch with a character that may make a body odd is sorted before the rewrite.
+    may_be_odd = "[" in joined or "]" in joined or "\\" in joined or not joined.isascii()
+    data = None if may_be_odd else wire.pairs_json(joined)
     if data is not None:
         chunks: list[bytes | None] = data.split(b"\n")
     else:

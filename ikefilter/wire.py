@@ -47,9 +47,11 @@ HEADER_PATTERN = r"""
     (?P<efw>EFW:\ *)?
     (?P<cats>[A-Z][A-Z0-9_]*(?:,[A-Z][A-Z0-9_]*)*)\ ?:(?:\ +|$)
 """
-_HEADER = re.compile(HEADER_PATTERN, re.X)
-#: the header's named groups and their numbers
-HEADER_GROUPS = _HEADER.groupindex
+#: one match per line, always: the header (``cats`` set) and the rest of the line (``body``),
+#: or the line unmatched; on a batch of lines joined by newlines, one match per line
+LINES = re.compile(rf"^(?:{HEADER_PATTERN}(?P<body>.*)|.*)$", re.X | re.M)
+#: the index of each named group in a match's groups (and in each tuple ``findall`` gives)
+GROUP = {name: number - 1 for name, number in LINES.groupindex.items()}
 
 # A parameter name: at most 128 characters, so that a long word with no "=" costs one
 # bounded look per position, not a scan to its end from every letter (quadratic).
@@ -252,13 +254,13 @@ def decode_line(line: str, now: datetime | None = None) -> Decoded:
     :raises NotClavister: no Clavister header and no ``id=`` anywhere.
     :raises Undecodable: a Clavister header whose body has no pairs.
     """
-    m = _HEADER.match(line)
-    if m is None:
+    m = LINES.match(line)
+    if not m["cats"]:
         if _ID_ANYWHERE.search(line) is None:
             raise NotClavister("not a Clavister log line")
         params, notes = split_pairs(line)
         return Decoded(line, params, notes=notes)
-    params, notes = split_pairs(line[m.end():])
+    params, notes = split_pairs(line[m.start("body"):])
     if not m["efw"] and "id" not in params:
         # "ERROR: disk full" also fits the header: without "EFW:" only an id= makes it ours.
         raise NotClavister("not a Clavister log line")
@@ -278,6 +280,22 @@ def decode_line(line: str, now: datetime | None = None) -> Decoded:
     )
 
 
+_PRIS = {str(pri): pri for pri in range(192)}
+_bsd_times: dict[tuple[str, int], str | None] = {}
+_spaced_times: dict[str, str | None] = {}
+
+
+def _spaced_time(text: str) -> str | None:
+    """``YYYY-MM-DD hh:mm:ss`` (UTC) as RFC 3339, or None. Memoized."""
+    value = _spaced_times.get(text, _MISS)
+    if value is _MISS:
+        value = utc_iso(text.replace(" ", "T") + "Z")
+        if len(_spaced_times) >= _TIME_CACHE_MAX:
+            _spaced_times.clear()
+        _spaced_times[text] = value
+    return value  # type: ignore[return-value]
+
+
 def invalid_timestamp(stamp: str) -> str:
     """The note on a header whose timestamp is not a real date and time."""
     return f"invalid timestamp {stamp!r}"
@@ -289,21 +307,30 @@ def header_fields(
     """PRI, time (RFC 3339 UTC), host and the timestamp as sent, from the groups of a header
     match in pattern order. Time is None for a timestamp that is not a real one."""
     pri_text, recv, recvhost, ts5424, host5424, ts3164, host3164, devtime = groups[:8]
-    pri = int(pri_text) if pri_text else None
-    if pri is not None and pri > 191:
-        pri = None  # RFC 5424: PRI is 0-191; anything else says nothing about severity
+    pri = _PRIS.get(pri_text)
+    if pri is None and pri_text:
+        pri = int(pri_text)
+        if pri > 191:
+            pri = None  # RFC 5424: PRI is 0-191; anything else says nothing about severity
     stamp = time = None
     if devtime:
         stamp = devtime
-        time = utc_iso(stamp.replace(" ", "T") + "Z")
+        time = _spaced_time(stamp)
     elif ts5424:
         stamp = ts5424
         time = utc_iso(stamp)
     elif ts3164:
         stamp = ts3164
-        time = _bsd_time(stamp, now or datetime.now(timezone.utc))
-        time = utc_iso(time) if time is not None else None
+        now = now or datetime.now(timezone.utc)
+        key = (stamp, now.toordinal())
+        time = _bsd_times.get(key, _MISS)
+        if time is _MISS:
+            time = _bsd_time(stamp, now)
+            time = utc_iso(time) if time is not None else None
+            if len(_bsd_times) >= _TIME_CACHE_MAX:
+                _bsd_times.clear()
+            _bsd_times[key] = time
     elif recv:
         stamp = recv
-        time = utc_iso(stamp.replace(" ", "T") + "Z")
+        time = _spaced_time(stamp)
     return pri, time, host5424 or host3164 or recvhost or None, stamp

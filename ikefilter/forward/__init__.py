@@ -3,23 +3,7 @@ at-least-once client to the next forward hop.
 
 The package depends on nothing else in ikefilter: the server only calls
 ``processor.process_records(records: list[dict], times) -> list[object | None]`` once per batch.
+Its modules: :mod:`.protocol` (frames), :mod:`.server` (``ForwardServer``, ``serve``, ``run``),
+:mod:`.upstream` (``UpstreamClient``), :mod:`.command` (the ``forward`` command). Nothing is
+imported here, so that registering the command does not load asyncio and ssl.
 """
-
-from .protocol import Frame, FrameError, FrameSplitter, decode_frame, event_time
-from .server import ForwardServer, ForwardStats, Processor, parse_address, run, serve
-from .upstream import UpstreamClient
-
-__all__ = [
-    "ForwardServer",
-    "ForwardStats",
-    "Frame",
-    "FrameError",
-    "FrameSplitter",
-    "Processor",
-    "UpstreamClient",
-    "decode_frame",
-    "event_time",
-    "parse_address",
-    "run",
-    "serve",
-]

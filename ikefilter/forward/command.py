@@ -8,7 +8,6 @@ the ECS documents on to the next forward hop (``--upstream``, e.g. Fluent Bit's 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import logging
 import os
@@ -190,6 +189,9 @@ def cmd_forward(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace, options: dict) -> int:
+    # Here, not above: registering the command must not load asyncio and ssl.
+    import asyncio
+
     from . import server
 
     overrides = {"source_keys": args.source_key} if args.source_key else {}

@@ -22,7 +22,6 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from ikefilter.forward import ForwardServer, UpstreamClient
 from ikefilter.forward.protocol import (
     FrameSplitter,
     decode_frame,
@@ -35,6 +34,8 @@ from ikefilter.forward.protocol import (
     pack_entries,
     parse_helo,
 )
+from ikefilter.forward.server import ForwardServer
+from ikefilter.forward.upstream import UpstreamClient
 
 enc = msgspec.msgpack.Encoder()
 json_dec = msgspec.json.Decoder()
@@ -626,7 +627,7 @@ def test_bad_connections_are_closed_alone(tmp_path: Path) -> None:
 
 SERVER_SCRIPT = textwrap.dedent("""
     import sys, time
-    from ikefilter.forward import run
+    from ikefilter.forward.server import run
 
     class SlowIdentity:
         def process_records(self, records, times=None):

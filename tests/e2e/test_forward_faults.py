@@ -25,7 +25,6 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from ikefilter.forward import ForwardServer, UpstreamClient
 from ikefilter.forward.protocol import (
     FrameSplitter,
     decode_message,
@@ -35,6 +34,8 @@ from ikefilter.forward.protocol import (
     pack_entries,
     parse_helo,
 )
+from ikefilter.forward.server import ForwardServer
+from ikefilter.forward.upstream import UpstreamClient
 
 from .conftest import child_env, free_port, read_json_lines, wait_for
 from .test_forward_e2e import (
