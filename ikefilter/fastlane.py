@@ -32,6 +32,7 @@ _PRI, _RECV, _TS5424, _TS3164, _DEVTIME = (
 _HOSTS = (_AT["host5424"], _AT["host3164"], _AT["recvhost"])
 
 _PAIRS = msgspec.json.Decoder(dict[str, str])
+_NO_PAIRS = "_="
 _NAMES = frozenset(values.KINDS) | {"id"}
 
 
@@ -66,8 +67,10 @@ class Lane:
         found = _LINES.findall("\n".join(texts))
         if len(found) != len(texts):
             return Split(found, [None] * len(texts))  # (a line that held a newline)
-        # A line without a header may be pairs alone ("prio=2 id=530 ..."): all of it.
-        bodies = [g[_BODY] if g[_CATS] else text for g, text in zip(found, texts, strict=True)]
+        # A line without a header may be pairs alone ("prio=2 id=530 ..."): all of it, if it
+        # has an id (else it is not Clavister's: a pair that is no pair holds its place).
+        bodies = [g[_BODY] if g[_CATS] else text if "id=" in text else _NO_PAIRS
+                  for g, text in zip(found, texts, strict=True)]
         return Split(found, _pairs(bodies))
 
     def build(self, split: Split, texts: list[str], now: str,
@@ -131,35 +134,33 @@ def _odd(body: str) -> bool:
 
 def _pairs(bodies: list[str]) -> list[dict[str, str] | None]:
     """Each body's pairs, or None where the rewrite cannot split it exactly."""
+    out: list[dict[str, str] | None] = [None] * len(bodies)
     joined = "\n".join(bodies)
-    # A batch with a character that may make a body odd is sorted before the rewrite.
-    may_be_odd = "[" in joined or "]" in joined or "\\" in joined or not joined.isascii()
-    data = None if may_be_odd else wire.pairs_json(joined)
-    if data is not None:
-        chunks: list[bytes | None] = data.split(b"\n")
-    else:
-        # Some body is not plain: those with a character that may make it so are rewritten
-        # one by one, the rest together.
+    # A batch with a character that may make a body odd is sorted before the rewrite: the
+    # bodies that may be odd are rewritten one by one, the others together.
+    if "[" in joined or "]" in joined or "\\" in joined or not joined.isascii():
         odd = [k for k, body in enumerate(bodies) if _odd(body)]
         odd_set = set(odd)
-        plain = [k for k in range(len(bodies)) if k not in odd_set]
-        chunks = [None] * len(bodies)
+        plain: Sequence[int] = [k for k in range(len(bodies)) if k not in odd_set]
         data = wire.pairs_json("\n".join([bodies[k] for k in plain])) if plain else None
-        if data is not None:
-            for k, chunk in zip(plain, data.split(b"\n"), strict=True):
-                chunks[k] = chunk
-        else:
-            odd = range(len(bodies))
-        for k in odd:
-            chunks[k] = wire.pairs_json(bodies[k])
-    out: list[dict[str, str] | None] = []
-    decode = _PAIRS.decode
-    for chunk in chunks:
-        if chunk is None:
-            out.append(None)
-            continue
-        try:
-            out.append(decode(chunk))
-        except msgspec.DecodeError:
-            out.append(None)
+    else:
+        odd, plain = [], range(len(bodies))
+        data = wire.pairs_json(joined)
+    if data is None:
+        odd, plain = range(len(bodies)), []
+    elif plain:
+        # Each line decoded on its own: one that is not JSON costs only itself.
+        for k, chunk in zip(plain, data.split(b"\n"), strict=True):
+            out[k] = _decoded(chunk)
+    for k in odd:
+        data = wire.pairs_json(bodies[k])
+        if data is not None and b"\n" not in data:
+            out[k] = _decoded(data)
     return out
+
+
+def _decoded(chunk: bytes) -> dict[str, str] | None:
+    try:
+        return _PAIRS.decode(chunk)
+    except msgspec.DecodeError:
+        return None

@@ -168,20 +168,23 @@ def _texts(batch: list[bytes]) -> list[str]:
 
 
 def stage_times(corpus: Corpus, pipeline: Pipeline, reps: int, catalog=None) -> dict:
-    """Seconds (best of ``reps``) for each stage over the whole corpus, as the batch fast
-    path (``ikefilter.fastlane``) runs them.
+    """Seconds (best of ``reps``) for each stage over the whole corpus, as the batch lane
+    (``ikefilter.fastlane``) runs them.
 
     read = splitting the input into batches of text lines (lines paths only); decode = the
-    fast path's decode (headers, pairs and typing in msgspec), after the JSON record decode
-    on the JSON paths and the frame decode on forward; normalize = the per-message builders;
-    plugins = the stage callable, once per batch; encode = msgspec ``encode_lines``. What is
-    left (pipeline glue, the exact path for lines the fast path refuses, I/O) is ``other``.
+    lane's split (headers and pairs in one regex pass and a JSON rewrite per batch, msgspec per
+    line), after the JSON record decode on the JSON paths and the frame decode on forward;
+    for records whose pairs a shipper split, the JSON record decode alone; normalize = the
+    per-message builders; plugins = the stage callable, once per batch; encode = msgspec
+    ``encode_lines``. What is left (pipeline glue, the per-line splitter for lines the batch
+    rewrite leaves to it, I/O) is ``other``.
     """
     spec = corpus.spec
     lane = pipeline.lane
     now = _now()
     result: dict[str, float | None] = dict.fromkeys(STAGES)
     record_decoder = msgspec.json.Decoder(list[dict])
+    split_records = spec.shapes == ("split",)
 
     def lines_of(records: list[dict]) -> list[str]:
         return [line for line in map(_source_line, records) if line is not None]
@@ -194,20 +197,21 @@ def stage_times(corpus: Corpus, pipeline: Pipeline, reps: int, catalog=None) -> 
 
         result["read"], _ = best_of(read, reps)
         texts = read()
-        if spec.shapes == ("split",):
+        if split_records:
             def decode():
-                return [(lane.decode_records(t), t, None, None) for t in texts]
+                return [(record_decoder.decode("[" + ",".join(t) + "]"), t, None, None)
+                        for t in texts]
         elif set(spec.shapes) & generate.JSON_SHAPES:
             def decode():
                 out = []
                 for t in texts:
                     records = record_decoder.decode("[" + ",".join(t) + "]")
                     found = lines_of(records)
-                    out.append((lane.decode_lines(found), found, records, None))
+                    out.append((lane.split(found), found, records, None))
                 return out
         else:
             def decode():
-                return [(lane.decode_lines(t), t, None, None) for t in texts]
+                return [(lane.split(t), t, None, None) for t in texts]
     else:
         decode_frame = forward_protocol().decode_frame
         frames = corpus.frames
@@ -217,12 +221,16 @@ def stage_times(corpus: Corpus, pipeline: Pipeline, reps: int, catalog=None) -> 
             for frame in frames:
                 f = decode_frame(frame)
                 found = lines_of(f.records)
-                out.append((lane.decode_lines(found), found, f.records, None))
+                out.append((lane.split(found), found, f.records, None))
             return out
 
     result["decode"], _ = best_of(decode, reps)
     decoded = decode()
-    build = lane.build_records if spec.shapes == ("split",) else lane.build_lines
+
+    def build(d, t, now, records=None, times=None):
+        if split_records:
+            return [pipeline._split(r, now, text) for r, text in zip(d, t, strict=True)]
+        return lane.build(d, t, now, records, times)
 
     def normalize():
         # each batch dropped once built, as the pipeline drops each batch once written:
