@@ -98,6 +98,7 @@ class Pipeline:
         self.stats = Stats()
         self._faults_logged: set[str] = set()
         self._record_decoder = msgspec.json.Decoder(dict)
+        self._text_record_decoder = msgspec.json.Decoder(dict[str, str])
         self._json_encoder = msgspec.json.Encoder()
         self.lane = Lane(self.normalizer.builders) if fast else None
         self._lone_line_is_bare = not set(self.source_keys) & RECORD_META
@@ -116,23 +117,24 @@ class Pipeline:
             plain: Sequence[int] = range(len(lines))
             limit = self.max_line
             if max(map(len, lines)) > limit or any("{" in text for text in texts):
-                plain, records, originals, index = [], [], [], []
+                plain, records, originals, index, texts_only = [], [], [], [], []
                 for i, text in enumerate(texts):
                     if len(lines[i]) > limit:
                         rest.append(i)  # cut to the limit and tagged, on its own
                     elif text[:1] == "{" or text[:2] == "\ufeff{":
-                        record = self._json_record(text)
+                        record, only = self._json_record(text)
                         if record is None:
                             rest.append(i)  # the per-line path says why it is not one
                         else:
                             index.append(i)
                             records.append(record)
                             originals.append(text)
+                            texts_only.append(only)
                     else:
                         plain.append(i)
                 if index:
-                    for i, item in zip(index, self._records(records, now, None, originals),
-                                       strict=True):
+                    done = self._records(records, now, None, originals, texts_only)
+                    for i, item in zip(index, done, strict=True):
                         out[i] = item
             events = self._lane(self.lane.lines, [texts[i] for i in plain], now)
             for i, event in zip(plain, events, strict=True):
@@ -162,9 +164,10 @@ class Pipeline:
         return self._finish(self._records(records, _now(), times))
 
     def _records(self, records: list, now: str, times: Sequence[str | None] | None = None,
-                 originals: list[str] | None = None) -> list[Output]:
+                 originals: list[str] | None = None,
+                 texts_only: list[bool] | None = None) -> list[Output]:
         """The output of each record; ``originals``: the JSON text of each, where it came
-        as a line."""
+        as a line; ``texts_only``: whether each holds text values only."""
         out: list[Output] = [None] * len(records)
         rest: list[int] = []
         index, lines, lenders = [], [], []
@@ -187,8 +190,9 @@ class Pipeline:
                     if "id" in r:
                         when = now if times is None else times[i] or now
                         try:
-                            out[i] = self._split(r, when,
-                                                 None if originals is None else originals[i])
+                            out[i] = self._split(
+                                r, when, None if originals is None else originals[i],
+                                texts_only is not None and texts_only[i])
                         except Exception as exc:
                             out[i] = self._fault(r if originals is None else originals[i],
                                                  exc, when)
@@ -220,16 +224,20 @@ class Pipeline:
                 out[i] = self._fault(r if originals is None else originals[i], exc, when)
         return out
 
-    def _json_record(self, text: str) -> dict | None:
-        """The record a JSON line holds, or None when it is not one (too deep, invalid)."""
+    def _json_record(self, text: str) -> tuple[dict | None, bool]:
+        """The record a JSON line holds, or None when it is not one (too deep, invalid); and
+        whether its values are all text."""
         body = text[1:] if text[:1] == "\ufeff" else text
         if _too_deep(body, self.max_depth):
-            return None
+            return None, False
         try:
-            record = self._record_decoder.decode(body)
+            try:
+                return self._text_record_decoder.decode(body), True
+            except msgspec.ValidationError:
+                record = self._record_decoder.decode(body)
         except (msgspec.DecodeError, RecursionError, UnicodeError):
-            return None  # (UnicodeError: a lone surrogate in a str line)
-        return record if type(record) is dict else None
+            return None, False  # (UnicodeError: a lone surrogate in a str line)
+        return (record if type(record) is dict else None), False
 
     # -- the batch lane ---------------------------------------------------------------------
 
@@ -360,16 +368,19 @@ class Pipeline:
         original = text if text is not None else self._json_encoder.encode(record).decode()
         return self._not_clavister(record, original, why, now)
 
-    def _split(self, record: dict, now: str, original: str | None) -> ecs.Event:
+    def _split(self, record: dict, now: str, original: str | None,
+               texts_only: bool = False) -> ecs.Event:
         """A record whose pairs a shipper already split into fields: values that are not
-        text are read as their JSON text; the record's own keys give time, host and PRI."""
+        text are read as their JSON text (``texts_only``: there are none); the record's own
+        keys give time, host and PRI."""
         p = record
-        for value in record.values():
-            if type(value) is not str:
-                encode = self._json_encoder.encode
-                p = {k: v if isinstance(v, str) else encode(v).decode()
-                     for k, v in record.items() if v is not None}
-                break
+        if not texts_only:
+            for value in record.values():
+                if type(value) is not str:
+                    encode = self._json_encoder.encode
+                    p = {k: v if isinstance(v, str) else encode(v).decode()
+                         for k, v in record.items() if v is not None}
+                    break
         if original is None and self.normalizer.keep_original:
             original = self._json_encoder.encode(record).decode()
         build = self.normalizer.record_builders(p.get("id"))
