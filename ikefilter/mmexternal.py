@@ -3,7 +3,10 @@
 rsyslog writes one JSON object per line (``interface.input="fulljson"``) and reads exactly
 one reply line per input, in order, holding only what changes:
 
-- ``{"$!": {...}}``: the ECS document, as the message's ``$!`` variables;
+- for an event, the ECS document: with ``--reply variables`` (the default),
+  ``{"$!": {...}}``, the document as the message's ``$!`` variables; with ``--reply text``,
+  ``{"$!": {"ikefilter": {"json": "..."}}}``, the document as JSON text in one variable,
+  which rsyslog neither parses into variables nor serializes back;
 - ``{}`` for a message that is not a Clavister line (it goes on unchanged);
 - ``{"$!": {"ikefilter": {"dropped": true}}}`` for an event a site rule dropped or that went
   to the quarantine, so the ruleset can ``stop`` it instead of writing the raw line anywhere.
@@ -13,8 +16,12 @@ and it reports an invalid reply. So stderr is pointed at the log file (``--log-f
 ``/dev/null`` before anything else runs, every exception is caught, and a line that could
 not be processed is still answered with ``{}``.
 
-Lines already waiting on stdin are processed as one batch (one ``read`` of what is there,
-never a wait for more), and the replies are written and flushed together.
+rsyslog writes one message and waits for its reply before it writes the next (mmexternal is
+half duplex), so each message costs a pipe round trip, and the per-message path is kept
+short: one ``read``, the record decoded once with a prebuilt decoder and handed to the
+pipeline as a record, one ``write`` of the reply (an unbuffered write: no flush of its own).
+Lines already waiting on stdin (several messages in one ``read``, as a test or a replay
+sends them) are processed as one batch and their replies written together.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ log = logging.getLogger("ikefilter")
 CHUNK = 65536
 EMPTY = b"{}\n"
 DROPPED = b'{"$!":{"ikefilter":{"dropped":true}}}\n'
+REPLIES = ("variables", "text")
 
 
 def register(subparsers) -> None:
@@ -40,6 +48,9 @@ def register(subparsers) -> None:
                               description=cmd_mmexternal.__doc__)
     p.add_argument("--log-file", metavar="FILE",
                    help="append log messages here (default: none; stderr is never written)")
+    p.add_argument("--reply", choices=REPLIES, default="variables",
+                   help="the document as $! variables (default), or as JSON text in"
+                        " $!ikefilter!json, which rsyslog keeps and writes as one string")
     app.add_pipeline_options(p)
     p.set_defaults(func=cmd_mmexternal)
 
@@ -54,7 +65,8 @@ def cmd_mmexternal(args: argparse.Namespace) -> int:
         log.exception("cannot build the pipeline; passing every message unchanged")
         pipeline = None
     try:
-        serve(pipeline, sys.stdin.fileno(), sys.stdout.fileno())
+        serve(pipeline, sys.stdin.fileno(), sys.stdout.fileno(),
+              getattr(args, "reply", "variables"))
     except BrokenPipeError:
         pass
     finally:
@@ -84,54 +96,114 @@ def _silence_stderr(log_file: str | None) -> None:
         root.addHandler(logging.NullHandler())
 
 
-def serve(pipeline, fd_in: int, fd_out: int) -> None:
+def serve(pipeline, fd_in: int, fd_out: int, reply: str = "variables") -> None:
     """Read lines from ``fd_in`` until EOF; write one reply per line to ``fd_out``."""
+    answer = Answers(pipeline, reply)
+    one, many = answer.one, answer.many
+    read = os.read
     rest = b""
     while True:
-        data = os.read(fd_in, CHUNK)
+        data = read(fd_in, CHUNK)
         if not data:
             break
-        data = rest + data if rest else data
+        if rest:
+            data = rest + data
         cut = data.rfind(b"\n")
         if cut < 0:
             rest = data
             continue
-        rest = data[cut + 1:]
-        _write_all(fd_out, b"".join(replies(pipeline, data[:cut].split(b"\n"))))
+        if cut == len(data) - 1 and data.find(b"\n") == cut:
+            # One whole message, as rsyslog sends them.
+            rest = b""
+            _write_all(fd_out, one(data[:cut]))
+        else:
+            rest = data[cut + 1:]
+            _write_all(fd_out, b"".join(many(data[:cut].split(b"\n"))))
     if rest:
-        _write_all(fd_out, b"".join(replies(pipeline, [rest])))
+        _write_all(fd_out, one(rest))
 
 
 def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
+    written = os.write(fd, data)
+    if written < len(data):  # a pipe takes a reply whole unless it is larger than its buffer
+        view = memoryview(data)[written:]
+        while view:
+            view = view[os.write(fd, view):]
 
 
-_encoder = msgspec.json.Encoder()
+class Answers:
+    """The replies of one child, with what each message needs built once."""
 
+    def __init__(self, pipeline, reply: str = "variables"):
+        if reply not in REPLIES:
+            raise ValueError(f"reply must be one of {', '.join(REPLIES)}, not {reply!r}")
+        self.pipeline = pipeline
+        if reply == "text":
+            self.reply = self.reply_text
+        if pipeline is None:
+            return
+        self.process_lines = pipeline.process_lines
+        self.process_records = pipeline.process_records
+        self.decode = msgspec.json.Decoder(dict).decode
+        self.encode = msgspec.json.Encoder().encode
+        self.source_keys = tuple(pipeline.source_keys)
+        self.max_line = pipeline.max_line
+        self.max_depth = pipeline.max_depth
 
-def replies(pipeline, lines: list[bytes]) -> list[bytes]:
-    """One reply line per input line, whatever happens."""
-    if pipeline is None:
-        return [EMPTY] * len(lines)
-    try:
-        return [_reply(item) for item in pipeline.process_lines(lines)]
-    except Exception:
-        log.exception("batch of %d lines failed; retrying one by one", len(lines))
-    out = []
-    for line in lines:
+    def record(self, line: bytes) -> dict | None:
+        """The JSON record of ``line`` when the pipeline reads it as a record exactly as it
+        reads the line: a record that holds its line under a source key, within the limits.
+        None for anything else (not JSON, not UTF-8, too long, too deep, no line in it):
+        that goes to the pipeline as the line it is."""
+        if line[:1] != b"{" or len(line) > self.max_line \
+                or line.count(b"{") + line.count(b"[") > self.max_depth:
+            return None
         try:
-            out.append(_reply(pipeline.process_lines([line])[0]))
+            record = self.decode(line)
+        except msgspec.DecodeError:
+            return None
+        for key in self.source_keys:
+            if type(record.get(key)) is str:
+                return record
+        return None
+
+    def one(self, line: bytes) -> bytes:
+        """The reply to one message, whatever happens."""
+        if self.pipeline is None:
+            return EMPTY
+        try:
+            record = self.record(line)
+            if record is not None:
+                return self.reply(self.process_records([record])[0])
+            return self.reply(self.process_lines([line])[0])
         except Exception:
             log.exception("line failed, passed unchanged: %.200r", line)
-            out.append(EMPTY)
-    return out
+            return EMPTY
 
+    def many(self, lines: list[bytes]) -> list[bytes]:
+        """One reply per line, whatever happens: the lines as one batch."""
+        if self.pipeline is None:
+            return [EMPTY] * len(lines)
+        try:
+            return [self.reply(item) for item in self.process_lines(lines)]
+        except Exception:
+            log.exception("batch of %d lines failed; retrying one by one", len(lines))
+        return [self.one(line) for line in lines]
 
-def _reply(item) -> bytes:
-    if item is None:
-        return DROPPED
-    if type(item) is dict:
-        return EMPTY
-    return b'{"$!":' + _encoder.encode(item) + b"}\n"
+    def reply(self, item) -> bytes:
+        """``--reply variables``: the document as the message's ``$!`` variables."""
+        if item is None:
+            return DROPPED
+        if type(item) is dict:
+            return EMPTY
+        return b'{"$!":' + self.encode(item) + b"}\n"
+
+    def reply_text(self, item) -> bytes:
+        """``--reply text``: the document as JSON text in ``$!ikefilter!json``."""
+        if item is None:
+            return DROPPED
+        if type(item) is dict:
+            return EMPTY
+        text = self.encode(self.encode(item).decode("utf-8"))
+        return b'{"$!":{"ikefilter":{"json":' + text + b"}}}\n"
+

@@ -135,6 +135,9 @@ class Parser:
             log.error("cannot start: %s", exc)
             return False
         self.encode = msgspec.json.Encoder().encode
+        self.process_lines = self.pipeline.process_lines
+        self.process_records = self.pipeline.process_records
+        # syslog-ng may call parse from more than one thread.
         self.lock = threading.Lock()
         return True
 
@@ -146,24 +149,23 @@ class Parser:
             except Exception as exc:
                 log.error("cannot write the stats: %s", exc)
 
-    def _raw(self, msg) -> str:
-        if self.source_field is not None:
-            return _text(msg[self.source_field])
-        raw = _text(msg["RAWMSG"])
-        if raw:
-            return raw
-        return _text(msg["MSGHDR"]) + _text(msg["MESSAGE"])
-
     def parse(self, log_message) -> bool:
+        """One message: syslog-ng calls this for every message, so it does only what each
+        one needs (the pipeline, encoder and bound calls are built once, in ``init``)."""
         try:
-            raw = self._raw(log_message)
-            with self.lock:
-                if raw[:1] == "{":
-                    result = self.pipeline.process_lines([raw])[0]
-                else:
-                    record = {"message": raw, "host": _text(log_message["HOST"]),
-                              "timestamp": _text(log_message["ISODATE"])}
-                    result = self.pipeline.process_records([record])[0]
+            field = self.source_field
+            raw = log_message[field or "RAWMSG"]
+            raw = raw.decode("utf-8", "replace") if type(raw) is bytes else _text(raw)
+            if not raw and field is None:
+                raw = _text(log_message["MSGHDR"]) + _text(log_message["MESSAGE"])
+            if raw[:1] == "{":
+                with self.lock:
+                    result = self.process_lines([raw])[0]
+            else:
+                record = {"message": raw, "host": _text(log_message["HOST"]),
+                          "timestamp": _text(log_message["ISODATE"])}
+                with self.lock:
+                    result = self.process_records([record])[0]
         except Exception:
             log.exception("message passed on unchanged")
             return False

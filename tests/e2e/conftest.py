@@ -240,12 +240,26 @@ def read_json_lines(path: Path) -> list[dict]:
     return [msgspec.json.decode(line) for line in data.splitlines() if line.strip()]
 
 
+_counted: dict[Path, tuple[int, int, int]] = {}  # path -> inode, bytes read, lines in them
+
+
 def count_lines(path: Path) -> int:
+    """The lines in ``path``, reading only what was appended since the last call (polling a
+    file of many megabytes whole would take the CPU the daemons are measured on)."""
     try:
         with open(path, "rb") as f:
-            return f.read().count(b"\n")
+            inode = os.fstat(f.fileno()).st_ino
+            known, offset, lines = _counted.get(path, (inode, 0, 0))
+            if known != inode or os.fstat(f.fileno()).st_size < offset:
+                offset = lines = 0
+            f.seek(offset)
+            while chunk := f.read(1 << 20):
+                offset += len(chunk)
+                lines += chunk.count(b"\n")
     except FileNotFoundError:
         return 0
+    _counted[path] = (inode, offset, lines)
+    return lines
 
 
 def send_tcp(port: int, lines: list[str]) -> None:
@@ -310,18 +324,37 @@ def quoted_example(name: str) -> str:
     return text[start:text.index("\n```\n", start) + 1]
 
 
-def record_throughput(path: str, events: int, seconds: float) -> None:
-    _throughput.append((path, events, seconds))
+def record_throughput(path: str, events: int, seconds: float,
+                      relative_to: tuple[str, ...] = ()) -> None:
+    """A figure for the ``throughput`` section; also as a fraction of the rate of each path
+    in ``relative_to`` (recorded before it). Figures are printed, never asserted."""
+    _throughput.append((path, events, seconds, relative_to))
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
     if not _throughput:
         return
     terminalreporter.section("throughput")
-    for path, events, seconds in _throughput:
-        terminalreporter.write_line(
-            f"{path}: {events} events in {seconds:.2f} s = {events / seconds:,.0f} events/s"
-        )
+    rates = {}
+    for path, events, seconds, relative_to in _throughput:
+        rate = rates[path] = events / seconds
+        line = f"{path}: {events} events in {seconds:.2f} s = {rate:,.0f} events/s"
+        for other in relative_to:
+            if other in rates:
+                line += f"; {rate / rates[other]:.0%} of {other}"
+        terminalreporter.write_line(line)
+
+
+def timed_rounds(runs: dict[str, Callable[[], None]], rounds: int) -> dict[str, float]:
+    """Each run's shortest time over ``rounds`` rounds, the runs taking turns within a round,
+    so that a path and its baseline meet the same load on a shared machine."""
+    best = {name: float("inf") for name in runs}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            start = time.monotonic()
+            run()
+            best[name] = min(best[name], time.monotonic() - start)
+    return best
 
 
 def _from_checkout() -> bool:

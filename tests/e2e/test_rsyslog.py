@@ -24,6 +24,7 @@ from .conftest import (
     cache_dir,
     check_document,
     child_env,
+    count_lines,
     free_port,
     generated,
     ikefilter_command,
@@ -33,6 +34,7 @@ from .conftest import (
     reference_documents,
     render,
     send_tcp,
+    timed_rounds,
     wait_for,
 )
 
@@ -50,25 +52,61 @@ def rsyslog_root() -> Path:
     return root
 
 
+# Without --reply text, the document arrives as $! variables, which a ruleset can route on,
+# and is written with $!all-json-plain: the example's ruleset as such a site has it.
+VARIABLES_TEMPLATE = 'template(name="ecs_variables" type="string" string="%$!all-json-plain%\\n")\n'
+
+
+def as_variables(ruleset: str) -> str:
+    for old, new in ((" mmexternal --reply text ", " mmexternal "),
+                     ('if $!ikefilter!json != ""', 'if $!event!kind != ""'),
+                     ('template="ecs_json"', 'template="ecs_variables"')):
+        assert ruleset.count(old) == 1, old
+        ruleset = ruleset.replace(old, new)
+    return ruleset
+
+
 class Rsyslog:
     """rsyslogd with the example config; ``child_options`` are added to the mmexternal
-    command line."""
+    command line; with ``reply="variables"``, its ruleset is :func:`as_variables`.
 
-    def __init__(self, workdir: Path, root: Path, child_options: str = ""):
+    Each of ``baselines`` (name -> another mmexternal command and the reply form of its
+    ruleset) gets a port and an output file of its own, in a ruleset that is the example's
+    with that command."""
+
+    def __init__(self, workdir: Path, root: Path, child_options: str = "",
+                 reply: str = "text", baselines: dict[str, tuple[str, str]] | None = None):
         self.port = free_port()
         self.ecs = workdir / "ecs.json"
         self.other = workdir / "other.log"
         self.filter_log = workdir / "ikefilter.log"
         self.conf = workdir / "rsyslog.conf"
         (workdir / "spool").mkdir()
-        render(EXAMPLES / "rsyslog.conf", self.conf, WORK_DIR=workdir / "spool", PORT=self.port,
-               IKEFILTER=ikefilter_command(), LOG_FILE=self.filter_log, ECS_OUTPUT=self.ecs,
-               OTHER_OUTPUT=self.other)
+        text = render(EXAMPLES / "rsyslog.conf", self.conf, WORK_DIR=workdir / "spool",
+                      PORT=self.port, IKEFILTER=ikefilter_command(), LOG_FILE=self.filter_log,
+                      ECS_OUTPUT=self.ecs, OTHER_OUTPUT=self.other)
+        cut = text.index('ruleset(name="clavister")')
+        head, example = text[:cut], text[cut:]
+        forms = {"text": example, "variables": as_variables(example)}
+        ruleset = forms[reply]
         if child_options:
-            text = self.conf.read_text()
-            assert text.count(" mmexternal --log-file ") == 1
-            self.conf.write_text(text.replace(
-                " mmexternal --log-file ", f" mmexternal {child_options} --log-file "))
+            assert ruleset.count(" mmexternal ") == 1
+            ruleset = ruleset.replace(" mmexternal ", f" mmexternal {child_options} ")
+        rulesets = [ruleset]
+        self.baselines: dict[str, tuple[int, Path]] = {}
+        for i, (name, (command, form)) in enumerate((baselines or {}).items()):
+            port, out = free_port(), workdir / f"baseline{i}.out"
+            self.baselines[name] = (port, out)
+            other = forms[form]
+            start = other.index('binary="')
+            binary = other[start:other.index('"', start + len('binary="')) + 1]
+            rulesets.append(
+                f'input(type="imtcp" address="127.0.0.1" port="{port}" '
+                f'ruleset="baseline{i}" supportOctetCountedFraming="off")\n'
+                + other.replace('ruleset(name="clavister")', f'ruleset(name="baseline{i}")')
+                .replace(binary, f'binary="{command}"')
+                .replace(f'"{self.ecs}"', f'"{out}"').replace(f'"{self.other}"', f'"{out}"'))
+        self.conf.write_text(head + VARIABLES_TEMPLATE + "\n" + "\n".join(rulesets))
         modules = next((root / "usr" / "lib").glob("*/rsyslog"))
         self.daemon = Daemon(
             [str(root / "usr" / "sbin" / "rsyslogd"), "-n", "-f", str(self.conf),
@@ -78,6 +116,8 @@ class Rsyslog:
 
     def wait_ready(self) -> None:
         self.daemon.wait_listening(self.port, "rsyslogd")
+        for port, _ in self.baselines.values():
+            self.daemon.wait_listening(port, "rsyslogd")
 
     def wait_lines(self, path: Path, count: int, timeout: float) -> None:
         def no_invalid_reply() -> None:
@@ -90,9 +130,11 @@ def test_docs_quote_the_config_the_test_runs():
     assert quoted_example("rsyslog.conf") == (EXAMPLES / "rsyslog.conf").read_text("utf-8")
 
 
-@pytest.fixture
-def rsyslog(tmp_path: Path, rsyslog_root: Path):
-    daemon = Rsyslog(tmp_path, rsyslog_root)
+@pytest.fixture(params=["text", "variables"])
+def rsyslog(request, tmp_path: Path, rsyslog_root: Path):
+    """The example config (``--reply text``), and its ruleset as it is with the document as
+    ``$!`` variables."""
+    daemon = Rsyslog(tmp_path, rsyslog_root, reply=request.param)
     try:
         daemon.wait_ready()
         yield daemon
@@ -118,17 +160,74 @@ def test_lines_become_ecs_documents(rsyslog: Rsyslog):
     assert rsyslog.other.read_text().splitlines() == [not_ike]
 
 
-def test_throughput_20000_lines(rsyslog: Rsyslog):
-    n = 20000
+# mmexternal children as light as a child can be: they answer every line at once with the
+# same reply, never reading it: no change ({}), or an ECS document made once, so that rsyslog
+# reads, stores and writes as many bytes per message as with ikefilter.
+BASELINE_CHILD = """\
+import os
+
+REPLY = {reply!r}
+while True:
+    data = os.read(0, 65536)
+    if not data:
+        break
+    os.write(1, REPLY * data.count(b"\\n"))
+"""
+
+
+def test_throughput_20000_lines(tmp_path: Path, rsyslog_root: Path):
+    """ikefilter mmexternal against children that do nothing, in one daemon, taking turns;
+    each reply form in the ruleset that reads it. The figures are printed, never asserted:
+    only the counts are."""
+    n, rounds = 20000, 2
     lines = generated(n, shapes=("bracketed", "rfc3164", "rfc5424"), seed=5)
-    start = time.monotonic()
-    send_tcp(rsyslog.port, lines)
-    rsyslog.wait_lines(rsyslog.ecs, n, 180)
-    elapsed = time.monotonic() - start
-    record_throughput("rsyslog (mmexternal, TCP)", n, elapsed)
-    docs = read_json_lines(rsyslog.ecs)
-    assert len(docs) == n
+    document = msgspec.json.encode(reference_documents(lines[:1])[0])
+    trivial = "rsyslog: mmexternal child echoing {}"
+    fixed_text = "rsyslog: child answering a fixed document (--reply text form)"
+    fixed_variables = "rsyslog: child answering a fixed document (--reply variables form)"
+    variables = "rsyslog: ikefilter mmexternal --reply variables (TCP)"
+    replies = {
+        trivial: (b"{}\n", "text"),
+        fixed_text: (b'{"$!":{"ikefilter":{"json":' + msgspec.json.encode(document.decode())
+                     + b"}}}\n", "text"),
+        fixed_variables: (b'{"$!":' + document + b"}\n", "variables"),
+    }
+    children = {}
+    for i, (name, (reply, form)) in enumerate(replies.items()):
+        script = tmp_path / f"baseline_child{i}.py"
+        script.write_text(BASELINE_CHILD.format(reply=reply), "utf-8")
+        children[name] = (f"{sys.executable} {script}", form)
+    children[variables] = (
+        f"{ikefilter_command()} mmexternal --log-file {tmp_path / 'variables.log'}",
+        "variables")
+    daemon = Rsyslog(tmp_path, rsyslog_root, baselines=children)
+    outputs = {"ikefilter": (daemon.port, daemon.ecs), **daemon.baselines}
+    sent = dict.fromkeys(outputs, 0)
+
+    def run(name: str) -> None:
+        port, out = outputs[name]
+        send_tcp(port, lines)
+        sent[name] += n
+        daemon.wait_lines(out, sent[name], 300)
+
+    try:
+        daemon.wait_ready()
+        best = timed_rounds({name: lambda name=name: run(name) for name in outputs}, rounds)
+    finally:
+        daemon.daemon.stop()
+    assert "invalid reply" not in daemon.daemon.log()
+    for name in (trivial, fixed_text, fixed_variables):
+        record_throughput(name, n, best[name])
+    record_throughput("rsyslog: ikefilter mmexternal --reply text (TCP), the example", n,
+                      best["ikefilter"], relative_to=(trivial, fixed_text))
+    record_throughput(variables, n, best[variables], relative_to=(trivial, fixed_variables))
+    docs = read_json_lines(daemon.ecs)
+    assert len(docs) == n * rounds
     assert all(d["event"]["code"] for d in docs)
+    assert [d["event"]["code"] for d in read_json_lines(daemon.baselines[variables][1])] == [
+        d["event"]["code"] for d in docs]
+    for name, (_, out) in daemon.baselines.items():
+        assert count_lines(out) == n * rounds, name
 
 
 def test_dropped_and_quarantined_events_reach_no_output(tmp_path: Path, rsyslog_root: Path,
@@ -248,3 +347,57 @@ def test_child_never_writes_stderr_even_when_it_cannot_start(tmp_path: Path):
         if child.proc.poll() is None:
             child.proc.kill()
             child.proc.wait(10)
+
+
+ODD_RECORDS = [
+    b'{"msg": "hello", "rawmsg": "<13>hello"}',  # not a Clavister line
+    b"not json at all",
+    b"",
+    b'{"rawmsg": "\xff\xfe broken utf-8"}',
+    b'{"id": "530", "localip": "203.0.113.2", "remoteip": "81.192.68.16"}',  # split pairs
+    b'{"msg": 530}',  # no line in it
+    b'{"rawmsg": "<134>[2026-11-26 10:00:00] EFW: IKE: prio=2 id=530", "deep": '
+    + b"[" * 40 + b"]" * 40 + b"}",
+    b'{"rawmsg": "<134>[2026-11-26 10:00:00] EFW: IKE: prio=2 id=530 rev=1"}\r',
+]
+
+
+def _document(reply: bytes, form: str) -> dict:
+    """The document a reply carries (``{}`` and the dropped marker as they are), without a
+    time of processing, which differs from one run to the next."""
+    decoded = msgspec.json.decode(reply)
+    doc = decoded.get("$!", decoded)
+    if form == "text" and "json" in doc.get("ikefilter", {}):
+        doc = msgspec.json.decode(doc["ikefilter"]["json"])
+    stamp = doc.get("@timestamp", "")
+    if stamp > time.strftime("%Y-%m-%dT%H:%M", time.gmtime(time.time() - 600)):
+        doc["@timestamp"] = "(time of processing)"
+    return doc
+
+
+def test_one_message_at_a_time_is_answered_as_a_batch_is():
+    """rsyslog sends one message and waits for its reply: the child reads that message as a
+    record. Lines that arrive together are one batch of lines. The answers are the same, and
+    ``--reply text`` carries the very document ``--reply variables`` does."""
+    records = [_fulljson(line).rstrip(b"\n") for line in generated(28 * 6, seed=13)]
+    records = records[:50] + ODD_RECORDS + records[50:]
+    documents = {}
+    for form in ("variables", "text"):
+        single, burst = Child("--reply", form), Child("--reply", form)
+        try:
+            one_by_one = []
+            for record in records:
+                single.send(record + b"\n")
+                one_by_one += single.read_lines(1)
+            burst.send(b"".join(record + b"\n" for record in records))
+            together = burst.read_lines(len(records))
+            documents[form] = [_document(r, form) for r in one_by_one]
+            assert documents[form] == [_document(r, form) for r in together]
+            assert (single.close(), burst.close()) == ((0, b""), (0, b""))
+        finally:
+            for child in (single, burst):
+                if child.proc.poll() is None:
+                    child.proc.kill()
+                    child.proc.wait(10)
+    assert documents["text"] == documents["variables"]
+    assert sum(1 for d in documents["text"] if d.get("event", {}).get("code")) >= 28 * 6

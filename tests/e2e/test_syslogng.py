@@ -20,6 +20,7 @@ from .conftest import (
     apt_install,
     cache_dir,
     check_document,
+    count_lines,
     free_port,
     generated,
     quoted_example,
@@ -29,6 +30,7 @@ from .conftest import (
     render,
     send_tcp,
     send_udp,
+    timed_rounds,
 )
 
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -57,22 +59,80 @@ def _site_packages(venv: Path) -> Path:
 
 PARSER = 'python(class("ikefilter.syslogng.Parser"));'
 
+# A baseline's log path: the example's, with another parser.
+BASELINE_PATH = """
+source s_baseline{i} {{
+    network(ip("127.0.0.1") port({port}) transport("tcp") flags(store-raw-message));
+}};
+parser p_baseline{i} {{ python(class("{cls}")); }};
+destination d_baseline{i} {{ file("{out}" template("${{ike.json}}\\n")); }};
+log {{
+    source(s_baseline{i});
+    if {{
+        parser(p_baseline{i});
+        if ("${{ike.json}}" ne "") {{ destination(d_baseline{i}); }};
+    }} else {{
+        destination(d_baseline{i});
+    }};
+}};
+"""
+
+# Parsers as light as a Python parser can be: one sets one name-value pair; the other sets
+# it to a whole ECS document made once, so the daemon carries and writes as many bytes per
+# message as with ikefilter.
+BASELINE_PARSERS = """\
+DOCUMENT = {document!r}
+
+
+class Trivial:
+    def init(self, options):
+        return True
+
+    def deinit(self):
+        pass
+
+    def parse(self, msg):
+        msg["ike.json"] = "{{}}"
+        return True
+
+
+class FixedDocument(Trivial):
+    def parse(self, msg):
+        msg["ike.json"] = DOCUMENT
+        return True
+"""
+
 
 class SyslogNg:
-    """syslog-ng with the example config; ``parser_options`` are added to the parser."""
+    """syslog-ng with the example config; ``parser_options`` are added to the parser.
 
-    def __init__(self, workdir: Path, venv: Path, parser_options: str = ""):
+    Each of ``baselines`` (name -> a parser class in ``baseline_dir``) gets a port and an
+    output file of its own, in a log path shaped like the example's."""
+
+    def __init__(self, workdir: Path, venv: Path, parser_options: str = "",
+                 baselines: dict[str, str] | None = None, baseline_dir: Path | None = None):
         self.port = free_port()
         self.ecs = workdir / "ecs.json"
         self.other = workdir / "other.log"
         self.conf = workdir / "syslog-ng.conf"
+        site_packages = _site_packages(venv)
         text = render(EXAMPLES / "syslog-ng.conf", self.conf,
-                      SITE_PACKAGES=_site_packages(venv), PORT=self.port, ECS_OUTPUT=self.ecs,
+                      SITE_PACKAGES=site_packages, PORT=self.port, ECS_OUTPUT=self.ecs,
                       OTHER_OUTPUT=self.other)
         if parser_options:
             assert PARSER in text
-            self.conf.write_text(text.replace(
-                PARSER, PARSER.replace("));", f") options({parser_options}));")))
+            text = text.replace(PARSER, PARSER.replace("));", f") options({parser_options}));"))
+        self.baselines: dict[str, tuple[int, Path]] = {}
+        if baselines:
+            addsitedir = f'site.addsitedir("{site_packages}")\n'
+            assert addsitedir in text
+            text = text.replace(addsitedir, f'{addsitedir}import sys\n'
+                                             f'sys.path.insert(0, "{baseline_dir}")\n')
+            for i, (name, cls) in enumerate(baselines.items()):
+                port, out = free_port(), workdir / f"baseline{i}.out"
+                self.baselines[name] = (port, out)
+                text += BASELINE_PATH.format(i=i, port=port, cls=cls, out=out)
+        self.conf.write_text(text)
         self.daemon = Daemon(
             ["syslog-ng", "-F", "-e", "-f", str(self.conf), "-R", str(workdir / "persist"),
              "-p", str(workdir / "syslog-ng.pid"), "-c", str(workdir / "syslog-ng.ctl")],
@@ -81,6 +141,8 @@ class SyslogNg:
 
     def wait_ready(self) -> None:
         self.daemon.wait_listening(self.port, "syslog-ng")
+        for port, _ in self.baselines.values():
+            self.daemon.wait_listening(port, "syslog-ng")
 
     def wait_lines(self, path: Path, count: int, timeout: float) -> None:
         self.daemon.wait_lines(path, count, timeout)
@@ -131,17 +193,42 @@ def test_tcp_and_udp_lines_become_ecs_documents(syslog_ng: SyslogNg):
     assert codes == sorted(r["event"]["code"] for r in reference_documents(udp_lines))
 
 
-def test_throughput_20000_lines(syslog_ng: SyslogNg):
-    n = 20000
+def test_throughput_20000_lines(tmp_path: Path, system_venv: Path):
+    """ikefilter's parser against Python parsers that do (next to) nothing, in one daemon,
+    taking turns. The figures are printed, never asserted: only the counts are."""
+    n, rounds = 20000, 2
     lines = generated(n, shapes=("bracketed", "rfc3164", "rfc5424"), seed=5)
-    start = time.monotonic()
-    send_tcp(syslog_ng.port, lines)
-    syslog_ng.wait_lines(syslog_ng.ecs, n, 120)
-    elapsed = time.monotonic() - start
-    record_throughput("syslog-ng (python parser, TCP)", n, elapsed)
-    docs = read_json_lines(syslog_ng.ecs)
-    assert len(docs) == n
+    document = msgspec.json.encode(reference_documents(lines[:1])[0])
+    (tmp_path / "e2e_baseline.py").write_text(
+        BASELINE_PARSERS.format(document=document), "utf-8")
+    trivial = "syslog-ng: trivial Python parser (sets one field)"
+    fixed = "syslog-ng: Python parser setting a fixed ECS document"
+    daemon = SyslogNg(tmp_path, system_venv, baseline_dir=tmp_path, baselines={
+        trivial: "e2e_baseline.Trivial", fixed: "e2e_baseline.FixedDocument"})
+    outputs = {"ikefilter": (daemon.port, daemon.ecs), **daemon.baselines}
+    sent = dict.fromkeys(outputs, 0)
+
+    def run(name: str) -> None:
+        port, out = outputs[name]
+        send_tcp(port, lines)
+        sent[name] += n
+        daemon.wait_lines(out, sent[name], 300)
+
+    try:
+        daemon.wait_ready()
+        best = timed_rounds({name: lambda name=name: run(name) for name in outputs}, rounds)
+    finally:
+        status = daemon.daemon.stop()
+    assert status == 0, daemon.daemon.log()[-2000:]
+    for name in (trivial, fixed):
+        record_throughput(name, n, best[name])
+    record_throughput("syslog-ng: ikefilter.syslogng.Parser (TCP)", n, best["ikefilter"],
+                      relative_to=(trivial, fixed))
+    docs = read_json_lines(daemon.ecs)
+    assert len(docs) == n * rounds
     assert all(d["ecs"]["version"] and d["event"]["code"] for d in docs)
+    for _, out in daemon.baselines.values():
+        assert count_lines(out) == n * rounds
 
 
 def test_dropped_and_quarantined_events_reach_no_output(tmp_path: Path, system_venv: Path,
