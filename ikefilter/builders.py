@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Annotated, Any
+
+import msgspec
 
 from . import ecs, values
 from .catalog import Catalog, Message
@@ -106,30 +109,50 @@ def listed(msg: Message) -> frozenset[str]:
     return frozenset(HEADER_KEYS) | (set(msg.parameters) & values.KINDS.keys())
 
 
-def builder_source(msg: Message, dialect: str, keep_original: bool, wide: bool) -> str:
-    """The Python source of ``msg``'s builder: for the parameters it lists, or ``wide``,
-    for every parameter a builder maps (a line may carry one its message does not list).
-    The first hands a line with any other parameter to the second (``WIDE``)."""
-    has = set(MAPPED if wide else listed(msg)) - {"id"}
+#: kinds whose values msgspec reads by the same rule (``values._integer``) while it decodes
+#: a line into a message's Struct (:func:`message_struct`)
+_TYPED_IN_DECODE = {"port": 65535, "count": values.LONG_MAX, "prio": 7}
+
+
+def struct_fields(msg: Message) -> list[str]:
+    """The fields of ``msg``'s Struct, in order: the mapped parameters it lists."""
+    has = listed(msg) - {"id"}
+    return [name for name in values.KINDS if name in has]
+
+
+def builder_source(msg: Message, dialect: str, keep_original: bool, form: str) -> str:
+    """The Python source of a builder of ``msg``, for its pairs in one of three forms:
+
+    - ``listed``: a dictionary of text; it hands a line with a parameter that the message
+      does not list but a builder maps to its ``wide`` form (``WIDE``);
+    - ``wide``: a dictionary of text, every parameter a builder maps read;
+    - ``struct``: the message's Struct (:func:`message_struct`), integers read already.
+    """
+    has = set(MAPPED if form == "wide" else listed(msg)) - {"id"}
 
     def arg(name: str) -> str:
         return name if name in has else "None"
 
     lines = ["def build(p, pri, time, cats, host, original, now, notes):", "    bad = None"]
-    if wide:
-        lines.append("    extra = None if p.keys() <= SKIPPED else "
-                     "{k: v for k, v in p.items() if k not in SKIPPED}")
-    else:
-        lines += ["    extra = None",
-                  "    if not p.keys() <= LISTED:",
-                  "        extra = {k: v for k, v in p.items() if k not in LISTED}",
-                  "        if not extra.keys().isdisjoint(MAPPED):",
-                  "            return WIDE(p, pri, time, cats, host, original, now, notes)"]
     names = [name for name in values.KINDS if name in has]
-    # All the texts at once: map() calls p.get in C.
-    lines.append(f"    {', '.join(names)}, = map(p.get, {tuple(names)!r})")
+    if form == "struct":
+        lines += ["    extra = None", f"    {', '.join(names)}, = astuple(p)"]
+    else:
+        if form == "wide":
+            lines.append("    extra = None if p.keys() <= SKIPPED else "
+                         "{k: v for k, v in p.items() if k not in SKIPPED}")
+        else:
+            lines += ["    extra = None",
+                      "    if not p.keys() <= LISTED:",
+                      "        extra = {k: v for k, v in p.items() if k not in LISTED}",
+                      "        if not extra.keys().isdisjoint(MAPPED):",
+                      "            return WIDE(p, pri, time, cats, host, original, now, notes)"]
+        # All the texts at once: map() calls p.get in C.
+        lines.append(f"    {', '.join(names)}, = map(p.get, {tuple(names)!r})")
     for name in names:
-        lines += _read(name, values.KINDS[name])
+        kind = values.KINDS[name]
+        if form != "struct" or kind not in _TYPED_IN_DECODE:
+            lines += _read(name, kind)
     lines += [
         f"    sev = {_severity(dialect, msg.severity_code)}",
         "    log = Log(LEVELS[sev], None if pri is None else SYSLOG[pri])",
@@ -231,7 +254,8 @@ def problems(event: ecs.Event, extra: dict[str, str] | None,
 
 
 _GLOBALS = {
-    "LEVELS": LEVELS, "SYSLOG": ecs.SYSLOG, "ECS": ecs.ECS, "Invalid": values.Invalid,
+    "astuple": msgspec.structs.astuple, "LEVELS": LEVELS, "SYSLOG": ecs.SYSLOG, "ECS": ecs.ECS,
+    "Invalid": values.Invalid,
     "HEX": values.HEX, "SPI": values.spi,
     "problems": problems,
     **{f"C_{kind.upper()}": cache for kind, cache in values.CACHES.items()},
@@ -241,10 +265,10 @@ _GLOBALS = {
 }
 
 
-def _compiled(msg: Message, dialect: str, keep_original: bool, wide: bool,
+def _compiled(msg: Message, dialect: str, keep_original: bool, form: str,
               namespace: dict) -> Builder:
-    source = builder_source(msg, dialect, keep_original, wide)
-    code = compile(source, f"<builder {msg.id}{' wide' if wide else ''}>", "exec")
+    source = builder_source(msg, dialect, keep_original, form)
+    code = compile(source, f"<builder {msg.id} {form}>", "exec")
     exec(code, namespace)  # noqa: S102 - source built above from the catalog, reprs only
     return namespace.pop("build")
 
@@ -257,12 +281,38 @@ def compile_builder(msg: Message, dialect: str, keep_original: bool,
                      SKIPPED=MAPPED | ignore)
 
     def wide(*args):
-        namespace["WIDE"] = build = _compiled(msg, dialect, keep_original, True,
+        namespace["WIDE"] = build = _compiled(msg, dialect, keep_original, "wide",
                                               dict(namespace))
         return build(*args)
 
     namespace["WIDE"] = wide
-    return _compiled(msg, dialect, keep_original, False, namespace)
+    return _compiled(msg, dialect, keep_original, "listed", namespace)
+
+
+def message_structs(msg: Message, dialect: str, keep_original: bool) -> list[type]:
+    """The Structs that a line's pairs of ``msg`` decode into, one per form of its ID (the
+    number, and the eight digits some exports write), when the line has no parameter the
+    message does not list (else the decode fails: the pairs then go as a dictionary).
+    Integers are read by msgspec while it decodes (the rule of ``values.port`` and its kin,
+    but for surrounding blanks, which fail the decode), the rest is text. Their ``build``
+    method is the message's builder in the ``struct`` form, compiled on first use."""
+    fields: list[tuple[str, Any, Any]] = []
+    for name in struct_fields(msg):
+        hi = _TYPED_IN_DECODE.get(values.KINDS[name])
+        kind = str if hi is None else Annotated[int, msgspec.Meta(ge=0, le=hi)]
+        fields.append((name, kind | None, None))
+
+    def build(p, *args):
+        real = _compiled(msg, dialect, keep_original, "struct", dict(_GLOBALS))
+        for struct in structs:
+            struct.build = real
+        return real(p, *args)
+
+    structs = [msgspec.defstruct(f"Pairs{tag}", fields, tag_field="id", tag=tag,
+                                 forbid_unknown_fields=True, gc=False,
+                                 namespace={"build": build})
+               for tag in dict.fromkeys((str(msg.id), f"{msg.id:08d}"))]
+    return structs
 
 
 def _generic(code: str | None, raw_id: str | None, dialect: str, keep_original: bool,
@@ -331,6 +381,7 @@ class Builders:
     def __init__(self, catalog: Catalog, dialect: str = "clavister",
                  keep_original: bool = True, ignore: frozenset[str] = frozenset()):
         self.dialect, self.keep_original, self.ignore = dialect, keep_original, ignore
+        self.messages = catalog.messages
         self.known: dict[str, Builder] = {
             str(msg.id): self._on_first_use(msg) for msg in catalog.messages}
         #: ``id`` text as sent -> its builder; a dictionary lookup for the usual forms
@@ -338,6 +389,11 @@ class Builders:
         self.by_text.update({f"{int(code):08d}": b for code, b in self.known.items()})
         self.by_text[None] = _generic(None, None, dialect, keep_original, ignore)
         self._preset = len(self.by_text)
+
+    def structs(self) -> list[type]:
+        """Every message's Structs (:func:`message_structs`)."""
+        return [struct for msg in self.messages
+                for struct in message_structs(msg, self.dialect, self.keep_original)]
 
     def _on_first_use(self, msg: Message) -> Builder:
         """A stand-in that compiles ``msg``'s builder when a line first needs it (a stream

@@ -14,7 +14,9 @@ one more look; the batch is never rewritten or decoded again for it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+import operator
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import NamedTuple
 
@@ -49,6 +51,12 @@ class Lane:
 
     def __init__(self, builders: Builders):
         self.builders = builders
+        structs = builders.structs()
+        # A union tagged on "id": a line of a catalogued message with no other parameter
+        # decodes into its message's Struct; any other line into a dictionary.
+        self._decode = _decoding(
+            msgspec.json.Decoder(functools.reduce(operator.or_, structs), strict=False).decode
+            if structs else None)
 
     def lines(self, texts: list[str], now: str,
               records: Sequence[dict | None] | None = None,
@@ -71,7 +79,7 @@ class Lane:
         # has an id (else it is not Clavister's: a pair that is no pair holds its place).
         bodies = [g[_BODY] if g[_CATS] else text if "id=" in text else _NO_PAIRS
                   for g, text in zip(found, texts, strict=True)]
-        return Split(found, _pairs(bodies))
+        return Split(found, _pairs(bodies, self._decode))
 
     def build(self, split: Split, texts: list[str], now: str,
               records: Sequence[dict | None] | None = None,
@@ -87,10 +95,11 @@ class Lane:
             if p is None:
                 continue
             g = found[i]
-            if not (p.keys() <= _NAMES or wire.names_ok(p)):
+            pairs = type(p) is dict  # (else the Struct of a catalogued message)
+            if pairs and not (p.keys() <= _NAMES or wire.names_ok(p)):
                 continue
             if g[_CATS]:
-                if not g[_EFW] and "id" not in p:
+                if pairs and not g[_EFW] and "id" not in p:
                     continue  # "ERROR: disk full" fits the header: only EFW or an id is ours
                 key = (g[_PRI], g[_RECV], g[_TS5424], g[_TS3164], g[_DEVTIME])
                 fields = headers.get(key)
@@ -101,7 +110,7 @@ class Lane:
                     wire.invalid_timestamp(stamp)]
                 host = g[_HOSTS[0]] or g[_HOSTS[1]] or g[_HOSTS[2]] or None
                 cats = g[_CATS].split(",")
-            elif "id" in p:
+            elif not pairs or "id" in p:
                 pri = time = host = cats = notes = None
             else:
                 continue
@@ -117,6 +126,9 @@ class Lane:
                         pri = record_pri(record)
                 if time is None and times is not None:
                     when = times[i] or now  # (read only where needed: it may be converted)
+            if not pairs:
+                out[i] = p.build(pri, time, cats, host, texts[i], when, notes)
+                continue
             raw_id = p.get("id")
             build = by_text.get(raw_id)
             if build is None:
@@ -132,7 +144,31 @@ def _odd(body: str) -> bool:
             or body.count('"') & 1 == 1)
 
 
-def _pairs(bodies: list[str]) -> list[dict[str, str] | None]:
+def _decoded(chunk: bytes) -> dict[str, str] | None:
+    try:
+        return _PAIRS.decode(chunk)
+    except msgspec.DecodeError:
+        return None
+
+
+def _decoding(structs: Callable[[bytes], object] | None) -> Callable[[bytes], object]:
+    """A line's JSON object as its message's Struct, else as a dictionary, else None."""
+    if structs is None:
+        return _decoded
+
+    def decode(chunk: bytes) -> object:
+        try:
+            return structs(chunk)
+        except msgspec.ValidationError:
+            return _decoded(chunk)
+        except msgspec.DecodeError:
+            return None
+
+    return decode
+
+
+def _pairs(bodies: list[str], decode: Callable[[bytes], object] = _decoded
+           ) -> list[object]:
     """Each body's pairs, or None where the rewrite cannot split it exactly."""
     out: list[dict[str, str] | None] = [None] * len(bodies)
     joined = "\n".join(bodies)
@@ -151,16 +187,9 @@ def _pairs(bodies: list[str]) -> list[dict[str, str] | None]:
     elif plain:
         # Each line decoded on its own: one that is not JSON costs only itself.
         for k, chunk in zip(plain, data.split(b"\n"), strict=True):
-            out[k] = _decoded(chunk)
+            out[k] = decode(chunk)
     for k in odd:
         data = wire.pairs_json(bodies[k])
         if data is not None and b"\n" not in data:
-            out[k] = _decoded(data)
+            out[k] = decode(data)
     return out
-
-
-def _decoded(chunk: bytes) -> dict[str, str] | None:
-    try:
-        return _PAIRS.decode(chunk)
-    except msgspec.DecodeError:
-        return None

@@ -791,11 +791,12 @@ class _Counted:
         return self.real.decode(*args)
 
 
-def _counting(monkeypatch) -> tuple[_Counted, _Counted]:
-    """Rewrites and decodes of the lane, counted."""
-    rewrites, decodes = _Counted(wire.pairs_json), _Counted(fastlane._PAIRS)
+def _counting(monkeypatch, lane) -> tuple[_Counted, _Counted]:
+    """Rewrites and decodes of the lane (a decode: a line's JSON read as its message's
+    Struct, or else as a dictionary), counted."""
+    rewrites, decodes = _Counted(wire.pairs_json), _Counted(lane._decode)
     monkeypatch.setattr(wire, "pairs_json", rewrites)
-    monkeypatch.setattr(fastlane, "_PAIRS", decodes)
+    monkeypatch.setattr(lane, "_decode", decodes)
     return rewrites, decodes
 
 
@@ -814,7 +815,7 @@ def test_a_batch_of_variant_lines_is_taken_whole_in_one_pass(monkeypatch, odd):
     lines = [odd(line) for line in _good_lines(200)]
     assert lines != _good_lines(200)
     fast, _ = pipelines()
-    rewrites, decodes = _counting(monkeypatch)
+    rewrites, decodes = _counting(monkeypatch, fast.lane)
     events = fast.lane.lines(lines, NOW)
     assert None not in events
     assert rewrites.calls == 1 and decodes.calls == len(lines)
@@ -838,7 +839,7 @@ def test_odd_lines_cost_one_more_look_each(monkeypatch):
     for k, line in enumerate(odd):
         lines[k * 40 + 7] = line
     fast, _ = pipelines()
-    rewrites, decodes = _counting(monkeypatch)
+    rewrites, decodes = _counting(monkeypatch, fast.lane)
     events = fast.lane.lines(lines, NOW)
     assert [i for i, event in enumerate(events) if event is None] == [
         k * 40 + 7 for k in range(len(odd))]
