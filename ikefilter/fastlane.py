@@ -96,7 +96,7 @@ class Lane:
                 continue
             g = found[i]
             pairs = type(p) is dict  # (else the Struct of a catalogued message)
-            if pairs and not (p.keys() <= _NAMES or wire.names_ok(p)):
+            if pairs and not (p.keys() <= _NAMES or wire.names_ok(p.keys() - _NAMES)):
                 continue
             if g[_CATS]:
                 if pairs and not g[_EFW] and "id" not in p:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import operator
 import re
+from collections.abc import Iterable
 from datetime import datetime, timezone
 
 import msgspec
@@ -152,9 +153,9 @@ def pairs_json(text: str) -> bytes | None:
     return b'{"' + data + b'"}'
 
 
-def names_ok(params: dict[str, str]) -> bool:
-    """Whether every key is a parameter name as :func:`split_pairs_exact` finds one."""
-    return _NAMES("\0".join(params)) is not None
+def names_ok(names: Iterable[str]) -> bool:
+    """Whether each of ``names`` is a parameter name as :func:`split_pairs_exact` finds one."""
+    return _NAMES("\0".join(names)) is not None
 
 
 def split_pairs(body: str) -> tuple[dict[str, str], list[str] | None]:
