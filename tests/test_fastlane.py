@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import ikefilter.pipeline
-from ikefilter import catalog, fastlane, generate, wire
+from ikefilter import catalog, generate, wire
 from ikefilter.pipeline import Pipeline, Stats
 from ikefilter.values import KINDS
 
