@@ -136,12 +136,8 @@ class Pipeline:
                     done = self._records(records, now, None, originals, texts_only)
                     for i, item in zip(index, done, strict=True):
                         out[i] = item
-            events = self._lane(self.lane.lines, [texts[i] for i in plain], now)
-            for i, event in zip(plain, events, strict=True):
-                if event is None:
-                    rest.append(i)
-                else:
-                    out[i] = event
+            _place(self._lane(self.lane.lines, [texts[i] for i in plain], now), plain, out,
+                   rest)
         for i in rest:
             line = lines[i]
             try:
@@ -202,12 +198,7 @@ class Pipeline:
                 rest.append(i)
         if index:
             picked = _Picked(times, index) if times is not None else None
-            events = self._lane(self.lane.lines, lines, now, lenders, picked)
-            for i, event in zip(index, events, strict=True):
-                if event is None:
-                    rest.append(i)
-                else:
-                    out[i] = event
+            _place(self._lane(self.lane.lines, lines, now, lenders, picked), index, out, rest)
         for i in rest:
             r = records[i]
             when = now
@@ -462,6 +453,16 @@ class Pipeline:
         stats.tagged += tagged
         stats.passthrough += written - events
         return out
+
+
+def _place(events: list, index: Sequence[int], out: list, rest: list[int]) -> None:
+    """The lane's events into ``out`` at ``index``; where it made none, the index to
+    ``rest`` (for the per-line path)."""
+    for i, event in zip(index, events, strict=True):
+        if event is None:
+            rest.append(i)
+        else:
+            out[i] = event
 
 
 class _Picked:
