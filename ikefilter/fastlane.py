@@ -35,6 +35,7 @@ _HOSTS = (_AT["host5424"], _AT["host3164"], _AT["recvhost"])
 
 _PAIRS = msgspec.json.Decoder(dict[str, str])
 _NO_PAIRS = "_="
+_NO_PAIRS_JSON = b'{"_":""}'
 _NAMES = frozenset(values.KINDS) | {"id"}
 
 
@@ -187,7 +188,8 @@ def _pairs(bodies: list[str], decode: Callable[[bytes], object] = _decoded
     elif plain:
         # Each line decoded on its own: one that is not JSON costs only itself.
         for k, chunk in zip(plain, data.split(b"\n"), strict=True):
-            out[k] = decode(chunk)
+            if chunk != _NO_PAIRS_JSON:
+                out[k] = decode(chunk)
     for k in odd:
         data = wire.pairs_json(bodies[k])
         if data is not None and b"\n" not in data:

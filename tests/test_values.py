@@ -83,6 +83,14 @@ def test_not_an_ip(raw):
     assert values.ip(raw).why == "not an IP address"
 
 
+@settings(max_examples=2000, deadline=None)
+@given(st.ip_addresses(v=6), st.sampled_from(["short", "exploded", "upper", "bracketed"]))
+def test_ipv6_written_as_ipaddress_writes_it(address, form):
+    text = {"short": str(address), "exploded": address.exploded,
+            "upper": str(address).upper(), "bracketed": f"[{address}]"}[form]
+    assert values.ip(text) == str(ipaddress.ip_address(text.strip("[]")))
+
+
 def test_caches_keep_values_only_and_stay_bounded():
     cache = values.Cache(values.port)
     assert type(cache.read("x")) is values.Invalid and "x" not in cache
