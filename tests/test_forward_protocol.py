@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import struct
 
 import msgspec
@@ -383,3 +384,32 @@ def test_handshake_digest_matches_the_specification() -> None:
 
     expected = hashlib.sha512(b"salt" + b"host" + b"\x00\xffnonce" + b"key").hexdigest()
     assert protocol.handshake_digest("salt", "host", b"\x00\xffnonce", "key") == expected
+
+
+def _msgpack_str(raw: bytes) -> bytes:
+    """A msgpack ``str`` holding ``raw`` as it is, UTF-8 or not (as Fluent Bit sends salts)."""
+    return (bytes((0xA0 | len(raw),)) if len(raw) < 32 else b"\xd9" + bytes((len(raw),))) + raw
+
+
+def test_a_salt_that_is_not_utf8_is_digested_as_sent() -> None:
+    # Fluent Bit's out_forward sends 16 random bytes as the PING salt, in a msgpack str.
+    salt = bytes(range(0x80, 0x90))
+    nonce, key = b"\x9c\x01server-nonce", "s3cret"
+    digest = hashlib.sha512(salt + b"fluent-bit" + nonce + key.encode()).hexdigest()
+    ping_raw = (b"\x96" + _msgpack_str(b"PING") + _msgpack_str(b"fluent-bit") + _msgpack_str(salt)
+                + _msgpack_str(digest.encode()) + _msgpack_str(b"") + _msgpack_str(b""))
+    ping = protocol.parse_ping(protocol.decode_message(ping_raw))
+    assert ping.salt == salt
+    assert ping.verify(nonce, key) and not ping.verify(nonce, "wrong")
+    # the PONG's digest is over the same bytes, as the client computes it
+    pong = protocol.decode_message(protocol.encode_pong(True, "", "srv", ping.salt, nonce, key))
+    assert pong[4] == hashlib.sha512(salt + b"srv" + nonce + key.encode()).hexdigest()
+
+
+def test_a_nonce_that_is_not_utf8_is_kept_as_sent() -> None:
+    # Fluent Bit's in_forward sends its HELO nonce the same way.
+    nonce = bytes(range(0xF0, 0x100))
+    helo_raw = (b"\x92" + _msgpack_str(b"HELO") + b"\x83" + _msgpack_str(b"nonce")
+                + _msgpack_str(nonce) + _msgpack_str(b"auth") + _msgpack_str(b"")
+                + _msgpack_str(b"keepalive") + b"\xc3")
+    assert protocol.parse_helo(protocol.decode_message(helo_raw)) == (nonce, b"", True)

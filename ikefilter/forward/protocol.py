@@ -650,9 +650,36 @@ class _LenientReader:
         return result, pos
 
 
+class _RawStringReader(_LenientReader):
+    """A :class:`_LenientReader` that keeps a ``str`` that is not UTF-8 as its bytes."""
+
+    __slots__ = ()
+
+    def _str(self, pos: int, length: int) -> tuple[str | bytes, int]:
+        raw = self._bytes(pos, length)
+        try:
+            return raw.decode(), pos + length
+        except UnicodeDecodeError:
+            return raw, pos + length
+
+
 def decode_message(data: bytes | memoryview) -> Any:
-    """Decode a small control message (ack, HELO, PING, PONG); raises :class:`FrameError`."""
-    return _decode_lenient(data)
+    """Decode a small control message (ack, HELO, PING, PONG); raises :class:`FrameError`.
+
+    A string that is not UTF-8 comes back as its bytes: Fluent Bit sends its salt and nonce
+    as 16 random bytes in a msgpack ``str``, and the handshake digest is over those bytes."""
+    try:
+        return _decoder.decode(data)
+    except _DECODE_ERRORS as exc:
+        if not _bad_utf8(exc):
+            raise FrameError(f"malformed msgpack: {exc}") from None
+    try:
+        value, end = _RawStringReader(memoryview(data)).read(0)
+    except (IndexError, ValueError) as exc:
+        raise FrameError(f"malformed msgpack: {exc}") from None
+    if end != len(data):
+        raise FrameError("malformed msgpack: trailing characters")
+    return value
 
 
 # --------------------------------------------------------------------------------------------
