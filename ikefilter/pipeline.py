@@ -175,7 +175,8 @@ class Pipeline:
                 for key in keys:
                     value = r.get(key)
                     if isinstance(value, str):
-                        if len(value) <= limit and "\n" not in value and "\r" not in value:
+                        if (len(value) <= limit and "\n" not in value and "\r" not in value
+                                and value[:1] != "{"):
                             index.append(i)
                             lines.append(value)
                             lenders.append(None if len(r) == alone else r)
@@ -337,13 +338,23 @@ class Pipeline:
             return self._failure(text, str(exc), now)
         return self.normalizer.normalize(decoded, now)
 
-    def _from_record(self, record: dict, now: str, text: str | None) -> Output:
+    def _from_record(self, record: dict, now: str, text: str | None,
+                     unwrap: bool = True) -> Output:
         line = None
         for key in self.source_keys:
             value = record.get(key)
             if isinstance(value, str):
                 line = value
                 break
+        if unwrap and line is not None and (line[:1] == "{" or line[:2] == "\ufeff{"):
+            # A JSON line a shipper carried as text (a file of JSON lines tailed without a
+            # parser): the record it holds, as ``run`` reads that line.
+            inner, texts_only = self._json_record(line[:self.max_line])
+            if inner is not None and len(line) <= self.max_line:
+                if any(isinstance(inner.get(key), str) for key in self.source_keys):
+                    return self._from_record(inner, now, line, unwrap=False)
+                if "id" in inner:
+                    return self._split(inner, now, line, texts_only)
         if line is not None:
             if len(line) > self.max_line:
                 cut = line[:self.max_line]

@@ -903,3 +903,18 @@ def test_times_must_be_one_per_record():
     for p in (fast, exact):
         with pytest.raises(ValueError, match="1 times for 2 records"):
             p.process_records([{"log": GOOD}, {"log": GOOD}], ["2026-11-26T09:00:00Z"])
+
+
+@pytest.mark.parametrize("inner", [
+    {"log": GOOD},
+    {"message": GOOD, "host": "fw-9", "@timestamp": "2026-11-26T09:00:00Z"},
+    {"id": "530", "localip": "1.2.3.4", "initiator": "yes", "host": "fw-9"},
+], ids=["wrapped", "wrapped-with-meta", "split"])
+def test_a_json_line_carried_as_text_is_read_as_run_reads_it(inner):
+    """Fluent Bit tailing a file of JSON lines without a parser hands over {"log": "{...}"}:
+    the record inside is read as ``run`` reads that line, on every path."""
+    line = json.dumps(inner)
+    [as_record] = same_records([{"log": line}])
+    [as_line] = same_lines([line])
+    assert ENCODE(as_record) == ENCODE(as_line)
+    assert type(as_record) is not dict and as_record.event.code == "530"
