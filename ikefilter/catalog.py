@@ -155,4 +155,7 @@ def data_dir() -> Path:
 def load(path: str | None = None) -> Catalog:
     """Load a built catalog; the shipped IKE chapter by default."""
     file = Path(path) if path else data_dir() / "ike.json"
-    return loads(file.read_bytes())
+    try:
+        return loads(file.read_bytes())
+    except (CatalogError, msgspec.DecodeError) as exc:
+        raise CatalogError(f"{file}: not a built catalog ({exc})") from None

@@ -26,6 +26,17 @@ COMMAND_MODULES = (
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Filter lines from stdin (or files) to ECS JSON lines on stdout, one per input line."""
+    # Every input and the stats file are checked before the first line is read: a mistake
+    # in the last name must not leave the first files written and the rest not.
+    for path in args.files:
+        if path != "-" and not Path(path).is_file():
+            why = "is a directory" if Path(path).is_dir() else "no such file"
+            print(f"ikefilter run: {path}: {why}", file=sys.stderr)
+            return 2
+    stats = getattr(args, "stats", None)
+    if stats and not Path(stats).resolve().parent.is_dir():
+        print(f"ikefilter run: --stats {stats}: no such directory", file=sys.stderr)
+        return 2
     pipeline = app.make_pipeline(args)
     progress = lines.Progress(bool(args.files) and lines.stderr_is_terminal())
     try:
@@ -205,6 +216,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except KeyboardInterrupt:
         return 130
+    except OSError as exc:
+        # A file or a port that is not there or not ours to use: one line, not a traceback.
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"ikefilter {args.command}: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
+    except (msgspec.DecodeError, msgspec.ValidationError, catalog.CatalogError) as exc:
+        print(f"ikefilter {args.command}: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -1,0 +1,72 @@
+"""Ordinary mistakes get one line on stderr and a status, never a traceback."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from ikefilter import cli
+
+LINE = "<134>[2026-11-26 10:00:00] EFW: IKE: prio=2 id=530 rev=1 localip=203.0.113.1\n"
+
+
+def _run(capsys, *argv: str) -> tuple[int, str, str]:
+    status = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def _one_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if "INFO" not in line]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+@pytest.mark.parametrize("missing", ["missing.log", "."])
+def test_run_checks_every_input_before_reading_any(tmp_path, capsys, missing, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    good = tmp_path / "good.txt"
+    good.write_text(LINE)
+    status, out, err = _run(capsys, "run", str(good), missing, str(good))
+    assert status == 2
+    assert out == ""  # not the first file written, then a crash
+    assert _one_line(err).startswith(f"ikefilter run: {missing}: ")
+
+
+def test_run_checks_the_stats_directory_first(tmp_path, capsys):
+    good = tmp_path / "good.txt"
+    good.write_text(LINE)
+    status, out, err = _run(capsys, "run", "--stats", str(tmp_path / "no" / "s.json"), str(good))
+    assert status == 2 and out == ""
+    assert "no such directory" in _one_line(err)
+
+
+@pytest.mark.parametrize("argv", [
+    ["catalog", "show", "--catalog", "/nonexistent/ike.json"],
+    ["catalog", "build", "/nonexistent/reference.txt"],
+])
+def test_a_missing_file_is_one_line(capsys, argv):
+    status, _, err = _run(capsys, *argv)
+    assert status == 1
+    assert "No such file or directory" in _one_line(err)
+
+
+def test_a_file_that_is_no_catalog_is_one_line(tmp_path, capsys):
+    text = tmp_path / "lines.txt"
+    text.write_text(LINE)
+    status, _, err = _run(capsys, "generate", "--count", "1", "--catalog", str(text))
+    assert status != 0
+    assert "not a built catalog" in _one_line(err)
+
+
+def test_a_port_in_use_is_one_line(capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        status, _, err = _run(capsys, "forward", "--listen", f"127.0.0.1:{port}",
+                              "--output", "/dev/null")
+    assert status == 1
+    assert "in use" in _one_line(err)
