@@ -14,6 +14,8 @@ import logging
 import msgspec
 
 from . import host
+from .catalog import CatalogError
+from .catalog import load as load_catalog
 from .config import ConfigError, SiteConfig
 from .config import load as load_config
 from .pipeline import Pipeline
@@ -34,6 +36,9 @@ def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
     host.add_site_options(parser)
     parser.add_argument("--stats", metavar="FILE",
                         help="write the in/out/dropped/quarantined/tagged counts as JSON at exit")
+    parser.add_argument("--catalog", metavar="FILE",
+                        help="a built catalog JSON (`ikefilter catalog build`; default: the "
+                        "shipped one)")
 
 
 def make_pipeline(args: argparse.Namespace, **overrides) -> Pipeline:
@@ -46,6 +51,9 @@ def make_pipeline(args: argparse.Namespace, **overrides) -> Pipeline:
     :raises StartupError: for a config or plugin problem, naming the file, key or plugin.
     """
     try:
+        path = getattr(args, "catalog", None)
+        if path:
+            overrides.setdefault("catalog", load_catalog(path))
         return build_pipeline(
             config_path=getattr(args, "config", None),
             load=getattr(args, "plugin", None) or (),
@@ -53,8 +61,10 @@ def make_pipeline(args: argparse.Namespace, **overrides) -> Pipeline:
             command=getattr(args, "command", None),
             **overrides,
         )
-    except (ConfigError, host.PluginError) as exc:
+    except (ConfigError, host.PluginError, CatalogError) as exc:
         raise StartupError(f"ikefilter: error: {exc}") from None
+    except OSError as exc:
+        raise StartupError(f"ikefilter: error: {exc.filename}: {exc.strerror}") from None
 
 
 def build_pipeline(

@@ -70,3 +70,29 @@ def test_a_port_in_use_is_one_line(capsys):
                               "--output", "/dev/null")
     assert status == 1
     assert "in use" in _one_line(err)
+
+
+def test_an_edited_catalog_reaches_run(tmp_path, capsys):
+    """The catalog section of the README, as written: edit the mapping, build, run with it."""
+    from ikefilter import catalog
+
+    source = catalog.data_dir()
+    mapping = (source / "ike-ecs.toml").read_text()
+    assert 'action = "ike-sa-established"' in mapping
+    (tmp_path / "ike-ecs.toml").write_text(
+        mapping.replace('action = "ike-sa-established"', 'action = "tunnel-up"', 1))
+    reference = tmp_path / "reference.txt"
+    reference.write_bytes((source / "cos-stream-log-reference-ike.txt").read_bytes())
+    built = tmp_path / "site-ike.json"
+    assert cli.main(["catalog", "build", str(reference), "-o", str(built)]) == 0
+    lines = tmp_path / "in.txt"
+    lines.write_text(LINE)
+    capsys.readouterr()
+    assert cli.main(["run", "--catalog", str(built), str(lines)]) == 0
+    assert '"action":"tunnel-up"' in capsys.readouterr().out
+
+
+def test_a_missing_catalog_for_run_is_one_line(capsys):
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["run", "--catalog", "/nonexistent/ike.json"])
+    assert "No such file or directory" in str(stop.value)
