@@ -170,7 +170,12 @@ def run(pipeline: Pipeline, source: BinaryIO, out: BinaryIO, *,
         batches = iter_batches(source, max_line=pipeline.max_line)
         process = pipeline.process_lines
     try:
-        for batch in batches:
+        for n, batch in enumerate(batches):
+            if n == 0 and input_format == "msgpack" and batch and type(batch[0]) is not dict:
+                # A stream of maps begins with one: text or JSON lines read as msgpack make
+                # a run of small integers, never a record.
+                raise StreamError(
+                    f"its first object is not a map ({type(batch[0]).__name__})")
             with whole_batch(), collector_paused():
                 results = [r for r in process(batch) if r is not None]
                 if results:

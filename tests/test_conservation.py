@@ -241,7 +241,7 @@ def msgpack_stream(lines: list[bytes], seed: int = 5) -> tuple[bytes, int]:
         else:
             record = {"log": text}
         k = r.randrange(20)
-        if k == 0:
+        if k == 0 and parts:  # (a stream begins with a map: see the test of text below)
             record = r.choice([42, "just a string", None, 1.5, b"\xff\x00"])
         elif k == 1:
             record = {"log": line}  # bin, as Fluentd packs Ruby strings
@@ -446,6 +446,14 @@ def test_run_msgpack_stream_fault_still_reports(corpora, tmp_path):
     docs = [json.loads(line) for line in proc.stdout.splitlines()]
     stats = check_stats(stats_file, proc.stderr, n, len(docs))
     assert stats["out"] == n
+
+
+def test_text_read_as_a_msgpack_stream_is_refused_not_turned_into_records(corpora):
+    proc = ikefilter_cmd("run", "--input-format", "msgpack",
+                         stdin=b"\n".join(corpora["generated"][:50]) + b"\n")
+    assert proc.returncode == 1
+    assert proc.stdout == b""
+    assert b"input is not a msgpack stream: its first object is not a map" in proc.stderr
 
 
 def test_sigterm_reports_counts_of_what_was_written(tmp_path):
