@@ -131,6 +131,13 @@ def cmd_catalog_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value}: a count is 0 or more")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ikefilter",
@@ -155,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="shapes: " + ", ".join(generate.ALL_SHAPES) + "\n\nvariants (--variant):\n"
         + generate.variant_help(),
     )
-    p.add_argument("--count", type=int, default=1000, help="number of lines (default 1000)")
+    p.add_argument("--count", type=_count, default=1000, help="number of lines (default 1000)")
     p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     p.add_argument("--shape", action="append", choices=generate.ALL_SHAPES, metavar="SHAPE",
                    help="only this wire shape (repeatable; default: every shape of the mix; "

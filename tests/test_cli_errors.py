@@ -96,3 +96,10 @@ def test_a_missing_catalog_for_run_is_one_line(capsys):
     with pytest.raises(SystemExit) as stop:
         cli.main(["run", "--catalog", "/nonexistent/ike.json"])
     assert "No such file or directory" in str(stop.value)
+
+
+def test_a_negative_count_is_refused(capsys):
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["generate", "--count", "-5"])
+    assert stop.value.code == 2
+    assert "a count is 0 or more" in capsys.readouterr().err
