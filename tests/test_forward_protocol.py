@@ -413,3 +413,18 @@ def test_a_nonce_that_is_not_utf8_is_kept_as_sent() -> None:
                 + _msgpack_str(nonce) + _msgpack_str(b"auth") + _msgpack_str(b"")
                 + _msgpack_str(b"keepalive") + b"\xc3")
     assert protocol.parse_helo(protocol.decode_message(helo_raw)) == (nonce, b"", True)
+
+
+@pytest.mark.parametrize("limit", [64, 1000, 5000, 10**9])
+def test_payloads_stay_under_the_limit_and_keep_every_entry_in_order(limit) -> None:
+    times = list(range(300))
+    records = [None if i % 7 == 0 else {"log": "x" * (i % 50 * 13), "n": i} for i in times]
+    whole, count = protocol.pack_entries(times, records)
+    payloads = protocol.pack_payloads(times, records, limit)
+    assert b"".join(payload for payload, _ in payloads) == whole
+    assert sum(size for _, size in payloads) == count
+    for payload, size in payloads:
+        assert len(payload) <= limit or size == 1
+        assert len(msgspec.msgpack.decode(protocol.array_prefix(size) + payload)) == size
+    assert (len(payloads) == 1) == (limit >= len(whole))
+    assert protocol.pack_payloads(times, [None] * len(times), limit) == []

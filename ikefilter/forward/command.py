@@ -15,6 +15,7 @@ import re
 
 from .. import app
 from ..pipeline import DEFAULT_SOURCE_KEYS
+from .protocol import DEFAULT_UPSTREAM_MAX_FRAME
 
 log = logging.getLogger("ikefilter")
 
@@ -73,6 +74,12 @@ def register(subparsers) -> None:
                              "variable VAR")
     up_key.add_argument("--upstream-shared-key-file", metavar="FILE",
                         help="the same, read from FILE")
+    p.add_argument("--upstream-max-frame", type=int, default=DEFAULT_UPSTREAM_MAX_FRAME,
+                   metavar="BYTES",
+                   help="largest payload of a frame sent upstream (default "
+                        f"{DEFAULT_UPSTREAM_MAX_FRAME}: under Fluent Bit's default "
+                        "Buffer_Max_Size); a chunk's documents go in as many frames as "
+                        "that takes")
     for option in ("--shared-key", "--upstream-shared-key"):
         p.add_argument(option, action=_RefuseKey, help=argparse.SUPPRESS)
     p.add_argument("--tls-cert", metavar="PEM",
@@ -160,6 +167,7 @@ def cmd_forward(args: argparse.Namespace) -> int:
         "upstream_shared_key": _secret(args.upstream_shared_key_env,
                                        args.upstream_shared_key_file, "--upstream-shared-key"),
         "tag_rewrite": args.tag,
+        "upstream_max_frame": max(args.upstream_max_frame, 1024),
         "idle_timeout": args.idle_timeout if args.idle_timeout > 0 else None,
         "frame_timeout": args.frame_timeout if args.frame_timeout > 0 else None,
         "drain_timeout": max(args.drain_timeout, 0.0),

@@ -54,6 +54,7 @@ __all__ = [
     "event_time_ns",
     "handshake_digest",
     "pack_entries",
+    "pack_payloads",
     "parse_helo",
     "parse_ping",
     "parse_pong",
@@ -61,6 +62,9 @@ __all__ = [
 
 DEFAULT_MAX_FRAME = 16 * 1024 * 1024
 DEFAULT_MAX_DECOMPRESSED = 64 * 1024 * 1024
+# Below Fluent Bit in_forward's default Buffer_Max_Size (6,144,000 bytes), tag and options
+# included.
+DEFAULT_UPSTREAM_MAX_FRAME = 4 * 1024 * 1024
 EVENT_TIME_CODE = 0
 _MAX_DEPTH = 64
 
@@ -743,6 +747,28 @@ def pack_entries(times: Sequence[Any], records: Sequence[Any]) -> tuple[bytes, i
     # msgspec encodes the whole list in C; the array header is cut off afterwards
     encoded = _encoder.encode(entries)
     return encoded[len(array_prefix(len(entries))) :], len(entries)
+
+
+def pack_payloads(times: Sequence[Any], records: Sequence[Any], limit: int
+                  ) -> list[tuple[bytes, int]]:
+    """:func:`pack_entries`, cut into payloads of at most ``limit`` bytes each (an entry
+    larger than that goes alone), in order: a receiver refuses a frame over its buffer.
+
+    :return: ``(payload, number of entries)`` of each; none when every record is None.
+    """
+    payload, count = pack_entries(times, records)
+    if not count:
+        return []
+    if len(payload) <= limit or count == 1:
+        return [(payload, count)]
+    kept = [(t, r) for t, r in zip(times, records, strict=True) if r is not None]
+    parts = min(count, -(-len(payload) * 5 // (limit * 4)))  # aim a fifth under the limit
+    step = -(-count // parts)
+    out: list[tuple[bytes, int]] = []
+    for start in range(0, count, step):
+        part = kept[start:start + step]
+        out += pack_payloads([t for t, _ in part], [r for _, r in part], limit)
+    return out
 
 
 def encode_packed_forward(tag: str, payload: bytes, chunk: str, size: int) -> bytes:

@@ -28,6 +28,11 @@ Parameters of :func:`serve`, :func:`run` and :class:`ForwardServer`:
 - ``tag_rewrite``: the tag sent upstream: a ``str`` replacing every tag, or a callable
   ``old_tag -> new_tag`` (default: as received).
 - ``max_frame``: largest frame accepted, in bytes; a larger one closes that connection.
+- ``upstream_max_frame``: largest payload of a frame sent to the next hop, in bytes; the
+  documents of one incoming chunk go in as many frames as that takes, and the chunk is acked
+  once every one of them is (Fluent Bit's in_forward refuses a frame over its
+  ``Buffer_Max_Size``, 6,144,000 bytes by default; documents are several times the size of
+  the lines they come from).
 - ``max_decompressed``: largest gzip-decompressed entries of one frame, in bytes.
 - ``idle_timeout``: seconds a connection may stay silent before it is closed.
 - ``frame_timeout``: seconds a frame (or the handshake, or the TLS handshake) may take to
@@ -61,6 +66,7 @@ import msgspec
 from .protocol import (
     DEFAULT_MAX_DECOMPRESSED,
     DEFAULT_MAX_FRAME,
+    DEFAULT_UPSTREAM_MAX_FRAME,
     Frame,
     FrameError,
     FrameSplitter,
@@ -71,7 +77,7 @@ from .protocol import (
     encode_helo,
     encode_pong,
     event_time_iso,
-    pack_entries,
+    pack_payloads,
     parse_ping,
 )
 from .upstream import UpstreamClient
@@ -205,6 +211,7 @@ class ForwardServer:
         upstream_shared_key: str | bytes | None = None,
         hostname: str | None = None,
         max_frame: int = DEFAULT_MAX_FRAME,
+        upstream_max_frame: int = DEFAULT_UPSTREAM_MAX_FRAME,
         max_decompressed: int = DEFAULT_MAX_DECOMPRESSED,
         idle_timeout: float | None = 300.0,
         frame_timeout: float | None = DEFAULT_FRAME_TIMEOUT,
@@ -229,6 +236,7 @@ class ForwardServer:
         self.shared_key = shared_key
         self.hostname = hostname or socket.gethostname()
         self.max_frame = max_frame
+        self.upstream_max_frame = upstream_max_frame
         self.max_decompressed = max_decompressed
         self.idle_timeout = idle_timeout
         self.frame_timeout = frame_timeout
@@ -469,14 +477,15 @@ class ForwardServer:
         waits = []
         start = 0
         for tag, times, stop in _runs_by_tag(frames):
-            payload, count = pack_entries(times, outputs[start:stop])
+            payloads = pack_payloads(times, outputs[start:stop], self.upstream_max_frame)
+            count = sum(size for _, size in payloads)
             self.stats.dropped += stop - start - count
             self.stats.emitted += count
             start = stop
-            if count:
-                if self._rewrite_tag is not None:
-                    tag = self._rewrite_tag(tag)
-                waits.append(self._upstream.submit(tag, payload, count))
+            if count and self._rewrite_tag is not None:
+                tag = self._rewrite_tag(tag)
+            for payload, size in payloads:
+                waits.append(self._upstream.submit(tag, payload, size))
         if waits and any(frame.chunk is not None for frame in frames):
             gathered = asyncio.gather(*waits)
             try:

@@ -349,3 +349,38 @@ def test_docs_quote_the_tested_config() -> None:
     text = DOC.read_text("utf-8")
     config = (TAIL_TO_FORWARD + FORWARD_TO_FILE).format(**DOC_VALUES)
     assert f"```\n{config}```\n" in text, f"{DOC.name} must quote this config:\n{config}"
+
+
+def test_a_chunk_bigger_than_the_next_hops_buffer_goes_in_several_frames(tmp_path: Path) -> None:
+    """in_forward refuses a frame over its Buffer_Max_Size and resets the connection; the
+    documents of one incoming chunk (several times the size of its lines) go to it in frames
+    under ``--upstream-max-frame``, and the chunk is acked once they all are."""
+    lines = write_lines(tmp_path / "ike.log", COUNT)
+    out_dir = tmp_path / "fluent-bit-out"
+    out_dir.mkdir()
+    out = out_dir / "ecs.jsonl"
+    ikefilter_port, fluent_bit_port = free_port(), free_port()
+    small_buffer = FORWARD_TO_FILE.replace(
+        "    Self_Hostname  fluent-bit\n",
+        "    Self_Hostname  fluent-bit\n    Buffer_Chunk_Size  65536\n"
+        "    Buffer_Max_Size  262144\n", 1)
+    assert small_buffer != FORWARD_TO_FILE
+    config = TAIL_TO_FORWARD.format(lines=tmp_path / "ike.log", ikefilter_port=ikefilter_port)
+    config += small_buffer.format(fluent_bit_port=fluent_bit_port, out_dir=out_dir)
+    ikefilter = fluent_bit = None
+    try:
+        ikefilter = start_ikefilter(
+            tmp_path, ikefilter_port, KEY, "--upstream", f"127.0.0.1:{fluent_bit_port}",
+            "--shared-key-env", KEY_VAR, "--upstream-shared-key-env", KEY_VAR,
+            "--upstream-max-frame", "100000", "--tag", "ecs.clavister")
+        fluent_bit = start_fluent_bit(tmp_path, "fluent-bit", config)
+        fluent_bit.wait_lines(out, COUNT, timeout=25,
+                              check=lambda: _no_handshake_failure(ikefilter))
+        time.sleep(0.5)
+        assert fluent_bit.stop() == 0, fluent_bit.log()[-3000:]
+        assert ikefilter.stop() == 0, ikefilter.log()[-3000:]
+    finally:
+        stop_all(ikefilter, fluent_bit)
+    assert out.stat().st_size > 262144  # (the documents would not fit one frame)
+    assert "exceed" not in fluent_bit.log()
+    assert_exactly_once(read_json_lines(out), lines)
