@@ -214,7 +214,7 @@ def _serve(args: argparse.Namespace, options: dict) -> int:
             stats.in_ += forward_stats.invalid
             stats.dropped += forward_stats.invalid
             stats.dropped_by_rule["invalid_forward_entry"] = forward_stats.invalid
-        return 0
+        return 1 if forward_stats.undelivered else 0
     finally:
         app.report_stats(pipeline, args)
 

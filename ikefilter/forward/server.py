@@ -131,6 +131,7 @@ class ForwardStats(msgspec.Struct):
     dropped: int = 0  # None results: dropped or quarantined by the processor
     invalid: int = 0  # entries that were not [time, map]: never reach the processor
     acks: int = 0
+    undelivered: int = 0  # passed upstream, never acked by it before shutdown
     protocol_errors: int = 0  # connections closed for bad or oversized frames
     handshake_failures: int = 0
     processor_errors: int = 0
@@ -331,7 +332,13 @@ class ForwardServer:
             await self._server.wait_closed()
         if self._upstream is not None:
             left = deadline - asyncio.get_running_loop().time()
-            await self._upstream.close(timeout=max(left, 0.0))
+            unacked = await self._upstream.close(timeout=max(left, 0.0))
+            if unacked:
+                # A client that waits for acks sends these again (its chunks were not acked
+                # either); one that does not has lost them: said, never silent.
+                self.stats.undelivered += unacked
+                log.warning("%d events passed to the next hop were not acknowledged by it "
+                            "before shutdown: not delivered", unacked)
         if self._file_output is not None:
             self._file_output.close()
         self._stopped.set()

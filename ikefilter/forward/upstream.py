@@ -46,12 +46,13 @@ _MAX_CONTROL_FRAME = 64 * 1024
 
 
 class _Chunk:
-    __slots__ = ("frame", "future", "sent_at")
+    __slots__ = ("frame", "future", "sent_at", "size")
 
-    def __init__(self, frame: bytes, future: asyncio.Future) -> None:
+    def __init__(self, frame: bytes, future: asyncio.Future, size: int) -> None:
         self.frame = frame
         self.future = future
         self.sent_at = 0.0
+        self.size = size
 
 
 class UpstreamClient:
@@ -140,7 +141,7 @@ class UpstreamClient:
         chunk_id = secrets.token_hex(16)
         future = asyncio.get_running_loop().create_future()
         self._pending[chunk_id] = _Chunk(
-            encode_packed_forward(tag, payload, chunk_id, size), future
+            encode_packed_forward(tag, payload, chunk_id, size), future, size
         )
         self._unsent.append(chunk_id)
         self._kick.set()
@@ -156,13 +157,15 @@ class UpstreamClient:
             self._space.clear()
             await self._space.wait()
 
-    async def close(self, timeout: float | None = 5.0) -> None:
+    async def close(self, timeout: float | None = 5.0) -> int:
         """Wait up to ``timeout`` seconds for pending acks, then stop.
 
         Chunks still unacked then fail their futures with :class:`ConnectionError`.
+
+        :return: the entries of those chunks: never acknowledged by the next hop.
         """
         if self._closed:
-            return
+            return 0
         if timeout and self._pending:
             waiting = [c.future for c in self._pending.values()]
             await asyncio.wait(waiting, timeout=timeout)
@@ -172,11 +175,14 @@ class UpstreamClient:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        unacked = 0
         for chunk in self._pending.values():
             if not chunk.future.done():
+                unacked += chunk.size
                 chunk.future.set_exception(ConnectionError("upstream closed before the ack"))
                 chunk.future.exception()  # mark retrieved: nobody may be waiting any more
         self._pending.clear()
+        return unacked
 
     # ----------------------------------------------------------------------------------------
 

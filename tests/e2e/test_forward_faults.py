@@ -669,3 +669,33 @@ def test_kill_9_and_restart_loses_only_unacked_events_which_are_resent(tmp_path:
     assert duplicates <= sum(len(client.events_of(c)) for c in client.resent)
     print(f"\nkill -9 after 30 acked chunks: {len(client.resent)} chunks resent, "
           f"{duplicates} duplicate events")
+
+
+def test_events_the_next_hop_never_acked_are_said_not_silent(tmp_path: Path) -> None:
+    """fluent-logger sends without waiting for acks: what the next hop never acknowledged
+    by shutdown is not delivered, and ikefilter says so (log, stats, exit status)."""
+    from fluent import sender
+
+    from .conftest import Daemon
+
+    port, dead = free_port(), free_port()  # nothing listens on the next hop's port
+    stats = tmp_path / "stats.json"
+    daemon = Daemon([sys.executable, "-m", "ikefilter", "forward", "--listen",
+                     f"127.0.0.1:{port}", "--upstream", f"127.0.0.1:{dead}",
+                     "--drain-timeout", "1", "--stats", str(stats)],
+                    tmp_path / "forward.log", env=child_env(), cwd=tmp_path)
+    try:
+        daemon.wait_listening(port, "ikefilter forward")
+        client = sender.FluentSender("fw", host="127.0.0.1", port=port)
+        for i in range(5):
+            assert client.emit("ike", {"log": f"EFW: IKE: prio=2 id=530 rev={i}"})
+        client.close()
+        wait_for(lambda: "unreachable" in daemon.log() or "refused" in daemon.log(), 10,
+                 "the next hop to be tried", proc=daemon.proc)
+        status = daemon.stop()
+    finally:
+        daemon.stop()
+    log = daemon.log()
+    assert status == 1, log
+    assert "5 events passed to the next hop were not acknowledged" in log
+    assert msgspec.json.decode(stats.read_bytes())["in"] == 5
