@@ -29,7 +29,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     # Every input and the stats file are checked before the first line is read: a mistake
     # in the last name must not leave the first files written and the rest not.
     for path in args.files:
-        if path != "-" and not Path(path).is_file():
+        if path != "-" and (not Path(path).exists() or Path(path).is_dir()):
+            # (devices and pipes are inputs too: /dev/stdin, <(...))
             why = "is a directory" if Path(path).is_dir() else "no such file"
             print(f"ikefilter run: {path}: {why}", file=sys.stderr)
             return 2

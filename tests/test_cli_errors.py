@@ -103,3 +103,8 @@ def test_a_negative_count_is_refused(capsys):
         cli.main(["generate", "--count", "-5"])
     assert stop.value.code == 2
     assert "a count is 0 or more" in capsys.readouterr().err
+
+
+def test_run_reads_a_device_or_a_pipe_given_by_name(capsys):
+    status, out, _ = _run(capsys, "run", "/dev/null")
+    assert status == 0 and out == ""
