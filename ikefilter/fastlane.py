@@ -2,9 +2,11 @@
 
 One regex pass over the batch text finds every line's header (:data:`wire.HEADER_PATTERN`).
 The ``name=value`` pairs of all the bodies are rewritten into JSON objects, one per line, by
-a few passes over the batch (:func:`wire.pairs_json`), and msgspec decodes each line's object.
-Each line's pairs then go to the builder of its message (:mod:`ikefilter.builders`), the one
-every path uses, so the values are read by the same rules whichever way a line was split.
+a few passes over the batch (:func:`wire.pairs_json`), and msgspec decodes each line's object:
+into its message's Struct when the line has only parameters its message lists, else into a
+dictionary. Each line's pairs then go to the builder of its message
+(:mod:`ikefilter.builders`), the one every path uses, so the values are read by the same rules
+whichever way a line was split.
 
 A line whose splitting the rewrite cannot do exactly (a bracket, an escape JSON would read,
 a bare value of several words, an odd quote, a name that is not one) is left to the
@@ -40,11 +42,11 @@ _NAMES = frozenset(values.KINDS) | {"id"}
 
 
 class Split(NamedTuple):
-    """A batch after the decode stage: each line's header groups and its pairs (None where
-    the rewrite could not split it)."""
+    """A batch after the decode stage: each line's header groups and its pairs (its message's
+    Struct, or a dictionary; None where the rewrite could not split it)."""
 
     found: list[tuple]
-    pairs: list[dict[str, str] | None]
+    pairs: list[object]
 
 
 class Lane:
