@@ -541,15 +541,16 @@ def _split_entries(entries: list) -> tuple[list, list, int]:
     return times, records, invalid
 
 
-def _decode_lenient(data: bytes | memoryview) -> Any:
-    """msgspec decode; strings that are not UTF-8 take a slow path with U+FFFD replacements."""
+def _decode_lenient(data: bytes | memoryview, reader: type | None = None) -> Any:
+    """msgspec decode; strings that are not UTF-8 take a slow path with U+FFFD replacements
+    (or as ``reader``, a :class:`_LenientReader`, reads them)."""
     try:
         return _decoder.decode(data)
     except _DECODE_ERRORS as exc:
         if not _bad_utf8(exc):
             raise FrameError(f"malformed msgpack: {exc}") from None
     try:
-        value, end = _LenientReader(memoryview(data)).read(0)
+        value, end = (reader or _LenientReader)(memoryview(data)).read(0)
     except (IndexError, ValueError) as exc:
         raise FrameError(f"malformed msgpack: {exc}") from None
     if end != len(data):
@@ -672,18 +673,7 @@ def decode_message(data: bytes | memoryview) -> Any:
 
     A string that is not UTF-8 comes back as its bytes: Fluent Bit sends its salt and nonce
     as 16 random bytes in a msgpack ``str``, and the handshake digest is over those bytes."""
-    try:
-        return _decoder.decode(data)
-    except _DECODE_ERRORS as exc:
-        if not _bad_utf8(exc):
-            raise FrameError(f"malformed msgpack: {exc}") from None
-    try:
-        value, end = _RawStringReader(memoryview(data)).read(0)
-    except (IndexError, ValueError) as exc:
-        raise FrameError(f"malformed msgpack: {exc}") from None
-    if end != len(data):
-        raise FrameError("malformed msgpack: trailing characters")
-    return value
+    return _decode_lenient(data, _RawStringReader)
 
 
 # --------------------------------------------------------------------------------------------
