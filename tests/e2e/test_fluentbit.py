@@ -351,6 +351,7 @@ def test_docs_quote_the_tested_config() -> None:
     assert f"```\n{config}```\n" in text, f"{DOC.name} must quote this config:\n{config}"
 
 
+@needs_fluent_bit
 def test_a_chunk_bigger_than_the_next_hops_buffer_goes_in_several_frames(tmp_path: Path) -> None:
     """in_forward refuses a frame over its Buffer_Max_Size and resets the connection; the
     documents of one incoming chunk (several times the size of its lines) go to it in frames
