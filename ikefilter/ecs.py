@@ -7,6 +7,8 @@ fields are left out of the output.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import msgspec
 
 from .severity import LEVELS
@@ -214,6 +216,20 @@ class Event(_S, rename={"timestamp": "@timestamp"}):
 def event_fields(**fields) -> EventFields:
     """``event.*`` with the values every Clavister event carries."""
     return EventFields("event", "clavister", "clavister.log", **fields)
+
+
+def now() -> str:
+    """The processing time, RFC 3339 UTC to the millisecond: ``@timestamp`` of an event that
+    carries no time of its own. The one clock of the pipeline and its stages."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def failure(why: str, tags: list[str], timestamp: str, original: str | None = None, *,
+            code: str | None = None, message: str | None = None) -> Event:
+    """The event written in place of an input that gave no normal one: ``why`` in
+    ``error.message``, the input as received (``original``), when it was seen."""
+    return Event(timestamp=timestamp, event=event_fields(code=code, original=original),
+                 message=message, tags=tags, error=Error(why), ecs=ECS)
 
 
 def observer(hostname: str | None = None) -> Observer:

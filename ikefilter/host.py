@@ -26,7 +26,6 @@ import stat
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from types import ModuleType
@@ -522,13 +521,8 @@ class StageRunner:
                     self._reported.add(("output", type(exc).__name__))
                     log.error("%s; such events are written as tagged %s (logged once)",
                               why, TAG_INTERNAL_ERROR)
-                out[where[i] if where is not None else i] = ecs.Event(
-                    timestamp=_now(),
-                    event=ecs.event_fields(code=_plain_code(event)),
-                    tags=["clavister", TAG_INTERNAL_ERROR],
-                    error=ecs.Error(why),
-                    ecs=ecs.ecs_block(),
-                )
+                out[where[i] if where is not None else i] = ecs.failure(
+                    why, ["clavister", TAG_INTERNAL_ERROR], ecs.now(), code=_plain_code(event))
         return out
 
     def _fail_open(self, live: list[ecs.Event], stage: _Stage, impl: _Impl,
@@ -546,7 +540,7 @@ class StageRunner:
         self.stats.quarantined += len(live)
         if self.quarantine is None:
             return
-        now = _now()
+        now = ecs.now()
         records = [
             QuarantineRecord(now, stage.name, impl.name, type(exc).__name__, e.event.code,
                              e.event.original)
@@ -610,10 +604,6 @@ def _collect(drops: dict[int, str], result: Any, plugin: str, n: int) -> None:
         if type(i) is not int or not 0 <= i < n:
             raise TypeError(f"{plugin} returned {i!r}, not an index of the batch (0-{n - 1})")
         drops[i] = rule
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 # -- the ``plugins`` command ----------------------------------------------------------------

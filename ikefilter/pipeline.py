@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime, timezone
 from typing import Any, Literal
 
 import msgspec
@@ -107,7 +106,7 @@ class Pipeline:
 
     def process_lines(self, lines: list[bytes] | list[str]) -> list[Output]:
         """Process one batch of lines (no newline). Text lines and JSON records may mix."""
-        now = _now()
+        now = ecs.now()
         out: list[Output] = [None] * len(lines)
         texts = self._texts(lines) if self.lane is not None and lines else None
         rest: list[int] = []
@@ -157,7 +156,7 @@ class Pipeline:
         """
         if times is not None and len(times) != len(records):
             raise ValueError(f"{len(times)} times for {len(records)} records")
-        return self._finish(self._records(records, _now(), times))
+        return self._finish(self._records(records, ecs.now(), times))
 
     def _records(self, records: list, now: str, times: Sequence[str | None] | None = None,
                  originals: list[str] | None = None,
@@ -296,14 +295,8 @@ class Pipeline:
             result.tag(TAG_TRUNCATED)
             result.add_error(why)
         elif result is not _DROP_NOT_CLAVISTER and result is not None:
-            result = ecs.Event(
-                timestamp=now,
-                message=text,
-                event=ecs.event_fields(original=text),
-                tags=[ecs.TAG_NOT_CLAVISTER, TAG_TRUNCATED],
-                error=ecs.Error(f"not a Clavister log line; {why}"),
-                ecs=ecs.ecs_block(),
-            )
+            result = ecs.failure(f"not a Clavister log line; {why}",
+                                 [ecs.TAG_NOT_CLAVISTER, TAG_TRUNCATED], now, text, message=text)
         return result
 
     def _fault(self, item: object, exc: Exception, now: str) -> ecs.Event:
@@ -406,28 +399,14 @@ class Pipeline:
         return self.normalizer.normalize(decoded, now)
 
     def _failure(self, original: str, why: str, now: str) -> ecs.Event:
-        event = ecs.Event(
-            timestamp=now,
-            event=ecs.event_fields(original=original),
-            tags=["clavister", ecs.TAG_PARSE_FAILURE],
-            error=ecs.Error(why),
-            ecs=ecs.ecs_block(),
-        )
-        return event
+        return ecs.failure(why, ["clavister", ecs.TAG_PARSE_FAILURE], now, original)
 
     def _not_clavister(self, record: dict, original: str, why: str, now: str) -> Output:
         if self.non_clavister == "pass":
             return record
         if self.non_clavister == "drop":
             return _DROP_NOT_CLAVISTER
-        return ecs.Event(
-            timestamp=now,
-            message=original,
-            event=ecs.event_fields(original=original),
-            tags=[ecs.TAG_NOT_CLAVISTER],
-            error=ecs.Error(why),
-            ecs=ecs.ecs_block(),
-        )
+        return ecs.failure(why, [ecs.TAG_NOT_CLAVISTER], now, original, message=original)
 
     # -- per batch --------------------------------------------------------------------------
 
@@ -497,10 +476,6 @@ _DROP_NOT_CLAVISTER = object()
 
 def _failure_tagged(tags: list[str]) -> bool:
     return any(t.startswith("ikefilter_") for t in tags)
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 # Strings skipped whole, so a bracket inside one is not nesting. An unterminated string

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import ikefilter.pipeline
+import ikefilter.ecs
 from ikefilter import catalog, generate, wire
 from ikefilter.pipeline import Pipeline, Stats
 from ikefilter.values import KINDS
@@ -41,7 +41,7 @@ SETTINGS = settings(max_examples=150, deadline=None,
 def fixed_now():
     """Both pipelines stamp events that carry no time with the same processing time."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(ikefilter.pipeline, "_now", lambda: NOW)
+        mp.setattr(ikefilter.ecs, "now", lambda: NOW)
         yield
 
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import ikefilter.pipeline
+import ikefilter.ecs
 from ikefilter import catalog, ecs, values
 from ikefilter.pipeline import Pipeline
 
@@ -193,7 +193,7 @@ def test_grammar_lines_are_taken_and_read_by_their_rules(batch):
     events = _FAST.lane.lines(texts, NOW)
     assert None not in events, [t for t, e in zip(texts, events, strict=True) if e is None]
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(ikefilter.pipeline, "_now", lambda: NOW)
+        mp.setattr(ikefilter.ecs, "now", lambda: NOW)
         fast, exact = _FAST.process_lines(texts), _EXACT.process_lines(texts)
     assert [_ENCODE(e) for e in fast] == [_ENCODE(e) for e in exact]
     for event, (_, typed) in zip(events, batch, strict=True):
