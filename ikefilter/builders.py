@@ -1,7 +1,8 @@
 """The ECS builders: one per catalogued message, generated from its catalog entry.
 
-Every path ends here. A builder takes a line's pairs as text (``name -> value`` as sent), its
-header fields and the time to use when it has none, and returns the ECS event. It reads each
+Every path ends here. A builder takes a line's pairs (``name -> value`` text as sent, or the
+message's Struct of them: :func:`message_structs`), its header fields and the time to use
+when it has none, and returns the ECS event. It reads each
 parameter through its kind's rule (:mod:`ikefilter.values`, cached), applies the role rule and
 the severity rule, and keeps what has no ECS home under ``clavister.extra``: parameters the
 message does not list, and values that do not fit their kind (the event is then tagged).
@@ -28,7 +29,7 @@ Builder = Callable[..., ecs.Event]
 """``build(pairs, pri, time, cats, host, original, now, notes) -> Event``
 
 :param pairs: the line's ``name -> value`` text, the header keys (``prio``, ``id``, ...)
-    included; never changed.
+    included (never changed); for the ``struct`` form, the message's Struct.
 :param pri: the syslog PRI (0-191) or None; ``time``: RFC 3339 UTC or None (``now`` then);
     ``cats``: the category list of the header or None; ``host``: the sending host or None;
     ``original``: the line as received; ``notes``: what the splitter found odd (each one an
