@@ -134,14 +134,18 @@ def pairs_json(text: str) -> bytes | None:
     if b"[" in outside or b"]" in outside or not outside.isascii() or escaped and (
             b"\1" in outside or b"\2" in outside):
         return None
-    if b"  " in outside:
-        outside = _one_blank(outside)
-    if b" \n" in outside:
-        outside = outside.replace(b" \n", b"\n")
-    if b"\n " in outside:
-        outside = outside.replace(b"\n ", b"\n")
-    if outside[:1] == b" " or outside[-1:] == b" ":
-        outside = outside.strip(b" ")
+    # Plain pairs have one "=" each and one blank between two: a count that differs is the
+    # sign of stray blanks (or of a bare value the decode will refuse). Counting is cheap;
+    # looking for each kind of stray blank is not.
+    if outside.count(b" ") != outside.count(b"=") - outside.count(b"\n") - 1:
+        if b"  " in outside:
+            outside = _one_blank(outside)
+        if b" \n" in outside:
+            outside = outside.replace(b" \n", b"\n")
+        if b"\n " in outside:
+            outside = outside.replace(b"\n ", b"\n")
+        if outside[:1] == b" " or outside[-1:] == b" ":
+            outside = outside.strip(b" ")
     outside = outside.replace(b"=", b'":"').replace(b" ", b'","').replace(b"\n", b'"}\n{"')
     if len(parts) == 1:
         data = outside
