@@ -428,3 +428,17 @@ def test_payloads_stay_under_the_limit_and_keep_every_entry_in_order(limit) -> N
         assert len(msgspec.msgpack.decode(protocol.array_prefix(size) + payload)) == size
     assert (len(payloads) == 1) == (limit >= len(whole))
     assert protocol.pack_payloads(times, [None] * len(times), limit) == []
+
+
+@pytest.mark.parametrize("value, iso", [
+    (-62135596800, "0001-01-01T00:00:00.000Z"),
+    (253402300799, "9999-12-31T23:59:59.000Z"),
+    (-62135596801, None),
+    (253402300800, None),
+    (-1e12, None),
+    (9999999999999, None),
+    (1_700_000_000.5, "2023-11-14T22:13:20.500Z"),
+])
+def test_event_times_outside_the_years_an_index_takes_are_no_times(value, iso) -> None:
+    # an index refuses a document whose @timestamp is not within 0001-9999
+    assert protocol.event_time_iso(value) == iso

@@ -686,6 +686,8 @@ def event_time(seconds: int, nanoseconds: int = 0) -> Ext:
 
 
 _SECONDS: dict[int, str] = {}
+_FIRST_SECOND = -62135596800  # 0001-01-01T00:00:00Z
+_LAST_SECOND = 253402300799  # 9999-12-31T23:59:59Z
 
 
 def event_time_iso(value: Any) -> str | None:
@@ -695,12 +697,17 @@ def event_time_iso(value: Any) -> str | None:
     if ns is None:
         return None
     seconds, rest = divmod(ns, 1_000_000_000)
+    if not _FIRST_SECOND <= seconds <= _LAST_SECOND:
+        return None  # a date an index refuses: the year must be 0001-9999
     prefix = _SECONDS.get(seconds)
     if prefix is None:
         try:
-            prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+            t = time.gmtime(seconds)
         except (OverflowError, OSError, ValueError):
             return None
+        # (strftime's %Y writes year 1 as "1", not "0001")
+        prefix = (f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}"
+                  f"T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}")
         if len(_SECONDS) >= 4096:
             _SECONDS.clear()
         _SECONDS[seconds] = prefix
