@@ -36,6 +36,8 @@ _PRI, _RECV, _TS5424, _TS3164, _DEVTIME = (
 _HOSTS = (_AT["host5424"], _AT["host3164"], _AT["recvhost"])
 
 _PAIRS = msgspec.json.Decoder(dict[str, str])
+#: in the place of a line that has no header and no ``id=``: not Clavister's
+NOT_OURS = object()
 _NO_PAIRS = "_="
 _NO_PAIRS_JSON = b'{"_":""}'
 _NAMES = frozenset(values.KINDS) | {"id"}
@@ -65,7 +67,7 @@ class Lane:
               records: Sequence[dict | None] | None = None,
               times: Sequence[str | None] | None = None) -> list[ecs.Event | None]:
         """Events for the lines (no newline in any), aligned with ``texts``; None where the
-        per-line splitter must decide.
+        per-line splitter must decide; :data:`NOT_OURS` for a line that cannot be ours.
 
         :param records: the records the lines came from, for the time, host and PRI a line
             lacks (None: a record with nothing to lend); ``times``: the shipper's event time
@@ -82,7 +84,12 @@ class Lane:
         # has an id (else it is not Clavister's: a pair that is no pair holds its place).
         bodies = [g[_BODY] if g[_CATS] else text if "id=" in text else _NO_PAIRS
                   for g, text in zip(found, texts, strict=True)]
-        return Split(found, _pairs(bodies, self._decode))
+        pairs = _pairs(bodies, self._decode)
+        if _NO_PAIRS in bodies:
+            for k, body in enumerate(bodies):
+                if body is _NO_PAIRS:  # (the constant itself, never a line's text)
+                    pairs[k] = NOT_OURS
+        return Split(found, pairs)
 
     def build(self, split: Split, texts: list[str], now: str,
               records: Sequence[dict | None] | None = None,
@@ -96,6 +103,9 @@ class Lane:
         headers: dict[tuple, tuple] = {}
         for i, p in enumerate(split.pairs):
             if p is None:
+                continue
+            if p is NOT_OURS:
+                out[i] = p
                 continue
             g = found[i]
             pairs = type(p) is dict  # (else the Struct of a catalogued message)

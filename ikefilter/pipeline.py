@@ -23,10 +23,10 @@ import msgspec
 from . import ecs
 from .catalog import Catalog
 from .catalog import load as load_catalog
-from .fastlane import Lane
+from .fastlane import NOT_OURS, Lane
 from .normalize import Normalizer, SeverityDialect
 from .record import DEFAULT_SOURCE_KEYS, RECORD_META, record_host, record_pri, record_time
-from .wire import NotClavister, Undecodable, decode_line
+from .wire import NOT_CLAVISTER, NotClavister, Undecodable, decode_line
 
 log = logging.getLogger("ikefilter")
 
@@ -136,7 +136,8 @@ class Pipeline:
                     for i, item in zip(index, done, strict=True):
                         out[i] = item
             _place(self._lane(self.lane.lines, [texts[i] for i in plain], now), plain, out,
-                   rest)
+                   rest, lambda k: self._not_clavister({"message": texts[plain[k]]},
+                                                       texts[plain[k]], NOT_CLAVISTER, now))
         for i in rest:
             line = lines[i]
             try:
@@ -198,7 +199,10 @@ class Pipeline:
                 rest.append(i)
         if index:
             picked = _Picked(times, index) if times is not None else None
-            _place(self._lane(self.lane.lines, lines, now, lenders, picked), index, out, rest)
+            _place(self._lane(self.lane.lines, lines, now, lenders, picked), index, out, rest,
+                   lambda k: self._not_clavister(records[index[k]], lines[k], NOT_CLAVISTER,
+                                                 now if times is None else
+                                                 times[index[k]] or now))
         for i in rest:
             r = records[i]
             when = now
@@ -445,12 +449,16 @@ class Pipeline:
         return out
 
 
-def _place(events: list, index: Sequence[int], out: list, rest: list[int]) -> None:
+def _place(events: list, index: Sequence[int], out: list, rest: list[int],
+           not_ours: Callable[[int], Output]) -> None:
     """The lane's events into ``out`` at ``index``; where it made none, the index to
-    ``rest`` (for the per-line path)."""
-    for i, event in zip(index, events, strict=True):
+    ``rest`` (for the per-line path); where the line is not Clavister's, ``not_ours(k)`` of
+    its position ``k`` in ``index``."""
+    for k, (i, event) in enumerate(zip(index, events, strict=True)):
         if event is None:
             rest.append(i)
+        elif event is NOT_OURS:
+            out[i] = not_ours(k)
         else:
             out[i] = event
 

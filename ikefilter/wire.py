@@ -29,6 +29,10 @@ class NotClavister(ValueError):
     """The line has no Clavister header and no ``id=`` pair."""
 
 
+#: why a line is not Clavister's (the text of :class:`NotClavister`)
+NOT_CLAVISTER = "not a Clavister log line"
+
+
 class Undecodable(ValueError):
     """The line looks like a Clavister log line but cannot be decoded; the text says why."""
 
@@ -262,13 +266,13 @@ def decode_line(line: str, now: datetime | None = None) -> Decoded:
     m = LINES.match(line)
     if not m["cats"]:
         if _ID_ANYWHERE.search(line) is None:
-            raise NotClavister("not a Clavister log line")
+            raise NotClavister(NOT_CLAVISTER)
         params, notes = split_pairs(line)
         return Decoded(line, params, notes=notes)
     params, notes = split_pairs(line[m.start("body"):])
     if not m["efw"] and "id" not in params:
         # "ERROR: disk full" also fits the header: without "EFW:" only an id= makes it ours.
-        raise NotClavister("not a Clavister log line")
+        raise NotClavister(NOT_CLAVISTER)
     if not params:
         raise Undecodable("no name=value pairs after the header")
     pri, time, host, stamp = header_fields(m.groups(), now)

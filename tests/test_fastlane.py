@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import ikefilter.ecs
-from ikefilter import catalog, generate, wire
+from ikefilter import catalog, fastlane, generate, wire
 from ikefilter.pipeline import Pipeline, Stats
 from ikefilter.values import KINDS
 
@@ -446,7 +446,7 @@ def test_json_lines_cut_anywhere_fast_equals_exact(lines):
 
 # -- 4. refusals and edge cases -------------------------------------------------------------
 
-REFUSED, TAKEN, EITHER = "refused", "taken", "either"
+REFUSED, TAKEN, EITHER, NOT_OURS = "refused", "taken", "either", "not ours"
 EDGE_LINES = [
     # (line, what the lane must do with it alone)
     (GOOD, TAKEN),
@@ -541,17 +541,21 @@ EDGE_LINES = [
     ("EFW: IKE: ", REFUSED),
     ("EFW: IKE:", REFUSED),
     ("prio=2 id=530 localip=1.2.3.4", TAKEN),
-    ("", REFUSED),
-    (" ", REFUSED),
-    ("{", REFUSED),
-    ("{}", REFUSED),
-    ("null", REFUSED),
+    ("", NOT_OURS),
+    (" ", NOT_OURS),
+    ("{", NOT_OURS),
+    ("{}", NOT_OURS),
+    ("null", NOT_OURS),
+    ("<38>Dec  6 10:00:00 host sshd[123]: Accepted password for root from 10.0.0.1", NOT_OURS),
+    ("kernel: eth0 link up", NOT_OURS),
 ]
 
 
 @pytest.mark.parametrize(("text", "lane"), EDGE_LINES, ids=repr)
 def test_edge_line(text, lane):
-    if lane != EITHER:
+    if lane == NOT_OURS:
+        assert lane_event(text) is fastlane.NOT_OURS, text
+    elif lane != EITHER:
         assert (lane_event(text) is None) == (lane == REFUSED), text
     same_lines([text])
     same_lines([GOOD, text, GOOD])
