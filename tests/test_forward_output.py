@@ -7,26 +7,24 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from ikefilter.forward.server import _FileOutput
 
 
-def test_a_file_that_ends_in_part_of_a_line_gets_that_line_ended(tmp_path: Path) -> None:
+@pytest.mark.parametrize("before, after", [
     # a run killed mid-write left half a document after the last whole one
+    (b'{"a":1}\n{"b":"half', b'{"a":1}\n{"b":"half\n{"c":3}\n'),
+    (b'{"a":1}\n', b'{"a":1}\n{"c":3}\n'),
+    (b"", b'{"c":3}\n'),
+], ids=["torn", "whole", "empty"])
+def test_the_next_batch_starts_on_a_line_of_its_own(tmp_path: Path, before, after) -> None:
     out = tmp_path / "out.jsonl"
-    out.write_bytes(b'{"a":1}\n{"b":"half')
+    out.write_bytes(before)
     write = _FileOutput(out)
     write(b'{"c":3}\n')
     write.close()
-    assert out.read_bytes().split(b"\n") == [b'{"a":1}', b'{"b":"half', b'{"c":3}', b""]
-
-
-def test_a_whole_file_is_left_as_it_is(tmp_path: Path) -> None:
-    out = tmp_path / "out.jsonl"
-    out.write_bytes(b'{"a":1}\n')
-    write = _FileOutput(out)
-    write(b'{"c":3}\n')
-    write.close()
-    assert out.read_bytes() == b'{"a":1}\n{"c":3}\n'
+    assert out.read_bytes() == after
 
 
 def test_a_batch_whose_write_fails_is_cut_off_again(tmp_path: Path) -> None:

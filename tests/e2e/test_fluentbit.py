@@ -189,11 +189,7 @@ def test_fluent_bit_out_forward_shared_key(tmp_path: Path) -> None:
         assert ikefilter.stop() == 0, ikefilter.log()[-3000:]
     finally:
         stop_all(ikefilter, fluent_bit)
-    assert not handshake_failures(ikefilter), ikefilter.log()[-3000:]
-    assert "[error]" not in fluent_bit.log(), fluent_bit.log()[-3000:]
-    docs = read_json_lines(out)
-    assert len(docs) == COUNT
-    assert_exactly_once(docs, lines)
+    assert_delivered(out, lines, ikefilter, fluent_bit)
     print(f"\nFluent Bit -> ikefilter (Shared_Key): {COUNT} events in {elapsed:.2f} s")
 
 
@@ -218,6 +214,16 @@ def test_fluent_bit_out_forward_wrong_key_delivers_nothing(tmp_path: Path) -> No
         stop_all(ikefilter, fluent_bit)
     assert count_lines(out) == 0
     assert read_json_lines(out) == []
+
+
+def assert_delivered(out: Path, lines: list[str], ikefilter: Daemon,
+                     fluent_bit: Daemon) -> None:
+    """Every line arrived exactly once, with no handshake failure and no Fluent Bit error."""
+    assert not handshake_failures(ikefilter), ikefilter.log()[-3000:]
+    assert "[error]" not in fluent_bit.log(), fluent_bit.log()[-3000:]
+    docs = read_json_lines(out)
+    assert len(docs) == len(lines)
+    assert_exactly_once(docs, lines)
 
 
 def _no_handshake_failure(daemon: Daemon) -> None:
@@ -264,11 +270,7 @@ def test_ikefilter_upstream_to_fluent_bit_in_forward_shared_key(tmp_path: Path) 
         assert fluent_bit.stop() == 0, fluent_bit.log()[-3000:]
     finally:
         stop_all(fluent_bit, ikefilter)
-    assert not handshake_failures(ikefilter), ikefilter.log()[-3000:]
-    assert "[error]" not in fluent_bit.log(), fluent_bit.log()[-3000:]
-    docs = read_json_lines(out)
-    assert len(docs) == COUNT
-    assert_exactly_once(docs, lines)
+    assert_delivered(out, lines, ikefilter, fluent_bit)
     print(f"\nikefilter -> Fluent Bit (Shared_Key): {COUNT} events in {elapsed:.2f} s")
 
 
@@ -309,24 +311,35 @@ def test_ikefilter_upstream_wrong_key_delivers_nothing(tmp_path: Path) -> None:
 # -- the documented loop: Fluent Bit -> ikefilter -> the same Fluent Bit ----------------------
 
 
+# in_forward refuses a frame over its Buffer_Max_Size and resets the connection: ikefilter
+# sends a chunk's documents (several times the size of its lines) in frames under
+# --upstream-max-frame, and acks the chunk once they all are.
+SMALL_BUFFER = ("    Buffer_Chunk_Size  65536\n    Buffer_Max_Size  262144\n",
+                ("--upstream-max-frame", "100000"))
+
+
 @needs_fluent_bit
-def test_fluent_bit_round_trip_shared_key_both_ways(tmp_path: Path) -> None:
+@pytest.mark.parametrize("next_hop", [None, SMALL_BUFFER], ids=["default", "small-buffer"])
+def test_fluent_bit_round_trip_shared_key_both_ways(tmp_path: Path, next_hop) -> None:
     """One Fluent Bit: tail -> out_forward -> ikefilter -> in_forward -> out_file, both hops
-    authenticated with the shared key."""
+    authenticated with the shared key; and with an in_forward buffer far smaller than a
+    chunk's documents."""
     lines = write_lines(tmp_path / "ike.log", COUNT, shape="receiver")
     out_dir = tmp_path / "fluent-bit-out"
     out_dir.mkdir()
     out = out_dir / "ecs.jsonl"
     ikefilter_port, fluent_bit_port = free_port(), free_port()
+    in_forward, options = ("", ()) if next_hop is None else next_hop
     config = TAIL_TO_FORWARD.format(lines=tmp_path / "ike.log", ikefilter_port=ikefilter_port)
-    config += FORWARD_TO_FILE.format(
-        fluent_bit_port=fluent_bit_port, out_dir=out_dir)
+    config += FORWARD_TO_FILE.replace("    Self_Hostname  fluent-bit\n",
+                                      "    Self_Hostname  fluent-bit\n" + in_forward, 1
+                                      ).format(fluent_bit_port=fluent_bit_port, out_dir=out_dir)
     ikefilter = fluent_bit = None
     try:
         ikefilter = start_ikefilter(
             tmp_path, ikefilter_port, KEY, "--upstream", f"127.0.0.1:{fluent_bit_port}",
             "--shared-key-env", KEY_VAR, "--upstream-shared-key-env", KEY_VAR,
-            "--tag", "ecs.clavister")
+            "--tag", "ecs.clavister", *options)
         start = time.monotonic()
         fluent_bit = start_fluent_bit(tmp_path, "fluent-bit", config)
         fluent_bit.wait_lines(out, COUNT, timeout=25,
@@ -338,10 +351,14 @@ def test_fluent_bit_round_trip_shared_key_both_ways(tmp_path: Path) -> None:
     finally:
         stop_all(ikefilter, fluent_bit)
     assert not handshake_failures(ikefilter), ikefilter.log()[-3000:]
+    assert "exceed" not in fluent_bit.log(), fluent_bit.log()[-3000:]
+    if next_hop is not None:
+        assert out.stat().st_size > 262144  # (the documents would not fit one frame)
     docs = read_json_lines(out)
     assert len(docs) == COUNT
     assert_exactly_once(docs, lines)
-    print(f"\nFluent Bit -> ikefilter -> Fluent Bit: {COUNT} events in {elapsed:.2f} s")
+    print(f"\nFluent Bit -> ikefilter -> Fluent Bit ({'default' if next_hop is None else 'small'}"
+          f" buffer): {COUNT} events in {elapsed:.2f} s")
 
 
 def test_docs_quote_the_tested_config() -> None:
@@ -349,39 +366,3 @@ def test_docs_quote_the_tested_config() -> None:
     text = DOC.read_text("utf-8")
     config = (TAIL_TO_FORWARD + FORWARD_TO_FILE).format(**DOC_VALUES)
     assert f"```\n{config}```\n" in text, f"{DOC.name} must quote this config:\n{config}"
-
-
-@needs_fluent_bit
-def test_a_chunk_bigger_than_the_next_hops_buffer_goes_in_several_frames(tmp_path: Path) -> None:
-    """in_forward refuses a frame over its Buffer_Max_Size and resets the connection; the
-    documents of one incoming chunk (several times the size of its lines) go to it in frames
-    under ``--upstream-max-frame``, and the chunk is acked once they all are."""
-    lines = write_lines(tmp_path / "ike.log", COUNT)
-    out_dir = tmp_path / "fluent-bit-out"
-    out_dir.mkdir()
-    out = out_dir / "ecs.jsonl"
-    ikefilter_port, fluent_bit_port = free_port(), free_port()
-    small_buffer = FORWARD_TO_FILE.replace(
-        "    Self_Hostname  fluent-bit\n",
-        "    Self_Hostname  fluent-bit\n    Buffer_Chunk_Size  65536\n"
-        "    Buffer_Max_Size  262144\n", 1)
-    assert small_buffer != FORWARD_TO_FILE
-    config = TAIL_TO_FORWARD.format(lines=tmp_path / "ike.log", ikefilter_port=ikefilter_port)
-    config += small_buffer.format(fluent_bit_port=fluent_bit_port, out_dir=out_dir)
-    ikefilter = fluent_bit = None
-    try:
-        ikefilter = start_ikefilter(
-            tmp_path, ikefilter_port, KEY, "--upstream", f"127.0.0.1:{fluent_bit_port}",
-            "--shared-key-env", KEY_VAR, "--upstream-shared-key-env", KEY_VAR,
-            "--upstream-max-frame", "100000", "--tag", "ecs.clavister")
-        fluent_bit = start_fluent_bit(tmp_path, "fluent-bit", config)
-        fluent_bit.wait_lines(out, COUNT, timeout=25,
-                              check=lambda: _no_handshake_failure(ikefilter))
-        time.sleep(0.5)
-        assert fluent_bit.stop() == 0, fluent_bit.log()[-3000:]
-        assert ikefilter.stop() == 0, ikefilter.log()[-3000:]
-    finally:
-        stop_all(ikefilter, fluent_bit)
-    assert out.stat().st_size > 262144  # (the documents would not fit one frame)
-    assert "exceed" not in fluent_bit.log()
-    assert_exactly_once(read_json_lines(out), lines)
