@@ -357,6 +357,23 @@ def timed_rounds(runs: dict[str, Callable[[], None]], rounds: int) -> dict[str, 
     return best
 
 
+def timed_outputs(daemon, outputs: dict[str, tuple[int, Path]], lines: list[str],
+                  rounds: int) -> dict[str, float]:
+    """Send ``lines`` over TCP to each output's port in turn, ``rounds`` times: each
+    output's best time until its file holds them all (``daemon``: ``wait_ready`` and
+    ``wait_lines``, as the daemon classes here have)."""
+    sent = dict.fromkeys(outputs, 0)
+
+    def run(name: str) -> None:
+        port, out = outputs[name]
+        send_tcp(port, lines)
+        sent[name] += len(lines)
+        daemon.wait_lines(out, sent[name], 300)
+
+    daemon.wait_ready()
+    return timed_rounds({name: lambda name=name: run(name) for name in outputs}, rounds)
+
+
 def _from_checkout() -> bool:
     import ikefilter
 

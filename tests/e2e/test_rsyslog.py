@@ -34,7 +34,7 @@ from .conftest import (
     reference_documents,
     render,
     send_tcp,
-    timed_rounds,
+    timed_outputs,
     wait_for,
 )
 
@@ -202,17 +202,8 @@ def test_throughput_20000_lines(tmp_path: Path, rsyslog_root: Path):
         "variables")
     daemon = Rsyslog(tmp_path, rsyslog_root, baselines=children)
     outputs = {"ikefilter": (daemon.port, daemon.ecs), **daemon.baselines}
-    sent = dict.fromkeys(outputs, 0)
-
-    def run(name: str) -> None:
-        port, out = outputs[name]
-        send_tcp(port, lines)
-        sent[name] += n
-        daemon.wait_lines(out, sent[name], 300)
-
     try:
-        daemon.wait_ready()
-        best = timed_rounds({name: lambda name=name: run(name) for name in outputs}, rounds)
+        best = timed_outputs(daemon, outputs, lines, rounds)
     finally:
         daemon.daemon.stop()
     assert "invalid reply" not in daemon.daemon.log()

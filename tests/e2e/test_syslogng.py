@@ -30,7 +30,7 @@ from .conftest import (
     render,
     send_tcp,
     send_udp,
-    timed_rounds,
+    timed_outputs,
 )
 
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -206,17 +206,8 @@ def test_throughput_20000_lines(tmp_path: Path, system_venv: Path):
     daemon = SyslogNg(tmp_path, system_venv, baseline_dir=tmp_path, baselines={
         trivial: "e2e_baseline.Trivial", fixed: "e2e_baseline.FixedDocument"})
     outputs = {"ikefilter": (daemon.port, daemon.ecs), **daemon.baselines}
-    sent = dict.fromkeys(outputs, 0)
-
-    def run(name: str) -> None:
-        port, out = outputs[name]
-        send_tcp(port, lines)
-        sent[name] += n
-        daemon.wait_lines(out, sent[name], 300)
-
     try:
-        daemon.wait_ready()
-        best = timed_rounds({name: lambda name=name: run(name) for name in outputs}, rounds)
+        best = timed_outputs(daemon, outputs, lines, rounds)
     finally:
         status = daemon.daemon.stop()
     assert status == 0, daemon.daemon.log()[-2000:]
