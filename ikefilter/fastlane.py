@@ -35,7 +35,6 @@ _PRI, _RECV, _TS5424, _TS3164, _DEVTIME = (
     _AT["pri"], _AT["recv"], _AT["ts5424"], _AT["ts3164"], _AT["devtime"])
 _HOSTS = (_AT["host5424"], _AT["host3164"], _AT["recvhost"])
 
-_PAIRS = msgspec.json.Decoder(dict[str, str])
 #: in the place of a line that has no header and no ``id=``: not Clavister's
 NOT_OURS = object()
 _NO_PAIRS = "_="
@@ -157,30 +156,23 @@ def _odd(body: str) -> bool:
             or body.count('"') & 1 == 1)
 
 
-def _decoded(chunk: bytes) -> dict[str, str] | None:
-    try:
-        return _PAIRS.decode(chunk)
-    except msgspec.DecodeError:
-        return None
-
-
 def _decoding(structs: Callable[[bytes], object] | None) -> Callable[[bytes], object]:
     """A line's JSON object as its message's Struct, else as a dictionary, else None."""
     if structs is None:
-        return _decoded
+        return wire.decode_pairs
 
     def decode(chunk: bytes) -> object:
         try:
             return structs(chunk)
         except msgspec.ValidationError:
-            return _decoded(chunk)
+            return wire.decode_pairs(chunk)
         except msgspec.DecodeError:
             return None
 
     return decode
 
 
-def _pairs(bodies: list[str], decode: Callable[[bytes], object] = _decoded
+def _pairs(bodies: list[str], decode: Callable[[bytes], object] = wire.decode_pairs
            ) -> list[object]:
     """Each body's pairs, or None where the rewrite cannot split it exactly."""
     out: list[dict[str, str] | None] = [None] * len(bodies)

@@ -184,17 +184,7 @@ class Pipeline:
                             rest.append(i)
                         break
                 else:
-                    if "id" in r:
-                        when = now if times is None else times[i] or now
-                        try:
-                            out[i] = self._split(
-                                r, when, None if originals is None else originals[i],
-                                texts_only is not None and texts_only[i])
-                        except Exception as exc:
-                            out[i] = self._fault(r if originals is None else originals[i],
-                                                 exc, when)
-                    else:
-                        rest.append(i)
+                    rest.append(i)  # split pairs, or no line: the record as a whole
             else:
                 rest.append(i)
         if index:
@@ -211,7 +201,9 @@ class Pipeline:
                     when = times[i] or now
                 if isinstance(r, dict):
                     out[i] = self._from_record(r, when,
-                                               None if originals is None else originals[i])
+                                               None if originals is None else originals[i],
+                                               texts_only=texts_only is not None
+                                               and texts_only[i])
                 else:
                     out[i] = self._failure(_cut(repr(r), self.max_line),
                                            "record is not a mapping", when)
@@ -336,22 +328,25 @@ class Pipeline:
         return self.normalizer.normalize(decoded, now)
 
     def _from_record(self, record: dict, now: str, text: str | None,
-                     unwrap: bool = True) -> Output:
+                     unwrap: bool = True, texts_only: bool = False) -> Output:
+        """The output of one record: its line's, or its split pairs' (``texts_only``: the
+        values are all text), or a record that is not Clavister's; ``text``: the JSON text
+        it came as, if it came as a line."""
         line = None
         for key in self.source_keys:
             value = record.get(key)
             if isinstance(value, str):
                 line = value
                 break
-        if unwrap and line is not None and (line[:1] == "{" or line[:2] == "\ufeff{"):
+        if (unwrap and line is not None and len(line) <= self.max_line
+                and (line[:1] == "{" or line[:2] == "\ufeff{")):
             # A JSON line a shipper carried as text (a file of JSON lines tailed without a
             # parser): the record it holds, as ``run`` reads that line.
-            inner, texts_only = self._json_record(line[:self.max_line])
-            if inner is not None and len(line) <= self.max_line:
-                if any(isinstance(inner.get(key), str) for key in self.source_keys):
-                    return self._from_record(inner, now, line, unwrap=False)
-                if "id" in inner:
-                    return self._split(inner, now, line, texts_only)
+            inner, inner_texts = self._json_record(line)
+            if inner is not None and (
+                    "id" in inner
+                    or any(isinstance(inner.get(key), str) for key in self.source_keys)):
+                return self._from_record(inner, now, line, False, inner_texts)
         if line is not None:
             if len(line) > self.max_line:
                 cut = line[:self.max_line]
@@ -360,7 +355,7 @@ class Pipeline:
                 return result if type(result) is dict else self._truncated(result, cut, now)
             return self._from_source(record, line, now)
         if "id" in record:
-            return self._split(record, now, text)
+            return self._split(record, now, text, texts_only)
         why = "no Clavister line in the record"
         if self.non_clavister != "tag":
             return self._not_clavister(record, "", why, now)  # passed or dropped as is

@@ -166,17 +166,22 @@ def names_ok(names: Iterable[str]) -> bool:
     return _NAMES("\0".join(names)) is not None
 
 
+def decode_pairs(data: bytes) -> dict[str, str] | None:
+    """One line's rewritten pairs (:func:`pairs_json`) as a dictionary; None when they are
+    not JSON (a bare value of several words, an ``=`` in one)."""
+    try:
+        return _PAIRS.decode(data)
+    except msgspec.DecodeError:
+        return None
+
+
 def split_pairs(body: str) -> tuple[dict[str, str], list[str] | None]:
     """Split ``name=value`` pairs. Returns the pairs and notes on anything odd."""
     data = pairs_json(body)
     if data is not None and b"\n" not in data:
-        try:
-            params = _PAIRS.decode(data)
-        except msgspec.DecodeError:
-            pass
-        else:
-            if names_ok(params):
-                return params, None
+        params = decode_pairs(data)
+        if params is not None and names_ok(params):
+            return params, None
     return split_pairs_exact(body)
 
 
