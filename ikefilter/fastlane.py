@@ -179,7 +179,7 @@ def _pairs(bodies: list[str], decode: Callable[[bytes], object] = wire.decode_pa
     joined = "\n".join(bodies)
     # A batch with a character that may make a body odd is sorted before the rewrite: the
     # bodies that may be odd are rewritten one by one, the others together.
-    if "[" in joined or "]" in joined or "\\" in joined or not joined.isascii():
+    if _odd(joined):
         odd = [k for k, body in enumerate(bodies) if _odd(body)]
         odd_set = set(odd)
         plain: Sequence[int] = [k for k in range(len(bodies)) if k not in odd_set]

@@ -229,10 +229,8 @@ class Pipeline:
     # -- the batch lane ---------------------------------------------------------------------
 
     def _texts(self, lines: list[bytes] | list[str]) -> list[str] | None:
-        """The lines as text for the lane, or None where each must go on its own: a line
-        longer than ``max_line`` (it is cut and tagged) or one holding a newline."""
-        if not lines or max(map(len, lines)) > self.max_line:
-            return None
+        """The lines as text, one decode for the batch; None when a line holds a newline
+        (each line then goes on its own)."""
         text = (b"\n".join(lines).decode("utf-8", "replace") if isinstance(lines[0], bytes)
                 else "\n".join(lines))
         if "\r" in text:

@@ -922,3 +922,16 @@ def test_a_json_line_carried_as_text_is_read_as_run_reads_it(inner):
     [as_line] = same_lines([line])
     assert ENCODE(as_record) == ENCODE(as_line)
     assert type(as_record) is not dict and as_record.event.code == "530"
+
+
+def test_a_line_over_max_line_leaves_the_others_to_the_lane(monkeypatch):
+    fast, _ = pipelines(max_line=300)
+    taken: list[int] = []
+    real = fast.lane.lines
+    monkeypatch.setattr(fast.lane, "lines", lambda texts, *a: (taken.append(len(texts)),
+                                                               real(texts, *a))[1])
+    lines = [GOOD] * 5 + [GOOD + " reason=" + "x" * 400] + [GOOD] * 5
+    [truncated] = [e for e in same_lines(lines, max_line=300)
+                   if "ikefilter_truncated" in (e.tags or [])]
+    assert taken == [10]
+    assert truncated.event.original == lines[5][:300]
