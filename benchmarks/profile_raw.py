@@ -3,8 +3,8 @@
 
 Prints, per function of the ikefilter modules (and the C calls they make), the calls per
 event and the time per event, own and cumulative. cProfile adds a fixed cost to every Python
-call, so small functions look dearer than they are: read it for the shape, and
-``experiments/fastpath.py`` for measured costs.
+call, so small functions look dearer than they are: read it for the shape, and the
+in-process stage figures of ``run.py`` for measured costs.
 
     python benchmarks/profile_raw.py [--events 30000] [--shape bracketed] [--plugins]
     python benchmarks/profile_raw.py --mix wild             # the wild mix's text lines
@@ -30,11 +30,13 @@ except ImportError:
 
 from benchlib import measure, sites  # noqa: E402
 
-from ikefilter import generate, lines  # noqa: E402
+from ikefilter import generate  # noqa: E402
+from ikefilter.adapters import lines  # noqa: E402
 from ikefilter.catalog import load  # noqa: E402
 
-MODULES = ("wire.py", "fastlane.py", "builders.py", "values.py", "record.py", "normalize.py",
-           "pipeline.py", "lines.py", "ecs.py", "host.py", "redact.py", "severity.py")
+MODULES = ("wire.py", "fastlane.py", "builders.py", "values.py", "record.py", "records.py",
+           "normalize.py", "pipeline.py", "lines.py", "batching.py", "ecs.py", "stages.py",
+           "redact.py", "severity.py")
 
 
 def main(argv=None) -> int:

@@ -49,9 +49,9 @@ except ImportError:  # a source checkout that was not installed
 
 import msgspec  # noqa: E402
 
-from ikefilter import catalog, generate  # noqa: E402
-from ikefilter.forward.protocol import encode_packed_forward, event_time  # noqa: E402
-from ikefilter.msgpack_stream import object_ends  # noqa: E402
+from ikefilter import catalog, generate# noqa: E402
+from ikefilter.adapters.forward.protocol import encode_packed_forward, event_time  # noqa: E402
+from ikefilter.adapters.msgpack_stream import object_ends  # noqa: E402
 
 MIB = 1024 * 1024
 _QUAD = re.compile(rb"(?<![\w.:])(\d{1,3}\.)(\d{1,3})(?=\.\d{1,3}\.\d{1,3}(?![\w.]))")

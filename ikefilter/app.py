@@ -96,11 +96,11 @@ def build_pipeline(
         "keep_original": site.keep_original,
         "max_line": core.max_line,
         "max_depth": core.max_depth,
+        "site": site,
     }
     options.update(overrides)
     pipeline = Pipeline(**options)
     site.runner.bind(pipeline.stats)
-    pipeline.site = site  # for report_stats and for adapters that want the plugin manager
     return pipeline
 
 
@@ -110,7 +110,7 @@ def report_stats(pipeline: Pipeline, args: argparse.Namespace) -> None:
     Call it once, at exit: it also runs the plugins' ``ikefilter_unconfigure`` and closes the
     quarantine file.
     """
-    site = getattr(pipeline, "site", None)
+    site = pipeline.site
     if site is not None:
         site.runner.close()
     s = pipeline.stats

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import signal
 import sys
@@ -11,17 +10,13 @@ from pathlib import Path
 
 import msgspec
 
-from . import __version__, app, catalog, generate, lines
+from . import __version__, app, catalog, generate, host
+from .adapters import batching, lines, mmexternal
+from .adapters.forward import command as forward_command
+from .config import ConfigError, SiteConfig
+from .config import load as load_config
 
 log = logging.getLogger("ikefilter")
-
-# Modules that add commands: each has ``register(subparsers)``, which adds its parsers and
-# sets ``func`` on them.
-COMMAND_MODULES = (
-    "ikefilter.host",              # plugins
-    "ikefilter.forward.command",   # forward
-    "ikefilter.mmexternal",        # mmexternal
-)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -42,7 +37,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     progress = lines.Progress(bool(args.files) and lines.stderr_is_terminal())
     try:
         if "msgpack" in (args.input_format, args.output_format):
-            from . import msgpack_stream
+            from .adapters import msgpack_stream
 
             for source in lines.open_sources(args.files):
                 msgpack_stream.run(pipeline, source, sys.stdout.buffer,
@@ -76,6 +71,32 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if batch:
         out.write("\n".join(batch) + "\n")
     out.flush()
+    return 0
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    """List the plugins that load, where each comes from, and the hooks it implements."""
+    try:
+        config = load_config(args.config) if args.config else SiteConfig()
+        disabled = [*config.ikefilter.disable_plugins, *args.disable_plugin]
+        listed = [host.site.relative_to(spec, args.config) for spec in config.ikefilter.plugins]
+        pm = host.build_manager([*listed, *args.plugin], disabled)
+        owners = host.claim_tables(pm, config, args.config, disabled)
+    except (ConfigError, host.PluginError) as exc:
+        print(f"ikefilter: error: {exc}", file=sys.stderr)
+        return 2
+    rows = host.describe(pm, owners)
+    if args.json:
+        sys.stdout.buffer.write(msgspec.json.encode(rows) + b"\n")
+        return 0
+    width = max(len(r.name) for r in rows) if rows else 4
+    for r in rows:
+        tables = f"  [plugins.{', plugins.'.join(r.tables)}]" if r.tables else ""
+        print(f"{r.name:<{width}}  {', '.join(r.hooks) or '(no hooks)'}{tables}")
+        print(f"{'':<{width}}  from {r.source}")
+    blocked = [n for n in disabled if pm.is_blocked(n)]
+    if blocked:
+        print(f"disabled: {', '.join(blocked)}")
     return 0
 
 
@@ -193,14 +214,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--catalog", help="a built catalog JSON (default: the shipped one)")
     s.set_defaults(func=cmd_catalog_show)
 
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        module.register(sub)
+    p = sub.add_parser("plugins", help=cmd_plugins.__doc__, description=cmd_plugins.__doc__)
+    host.add_site_options(p)
+    p.add_argument("--json", action="store_true", help="print the list as JSON")
+    p.set_defaults(func=cmd_plugins)
+
+    forward_command.register(sub)
+    mmexternal.register(sub)
     return parser
 
 
@@ -213,10 +233,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     # SIGTERM ends the command the way end of input does, between batches: the counts are
     # reported and the status is 143. (forward installs its own handler and drains.)
-    signal.signal(signal.SIGTERM, lines.on_sigterm)
+    signal.signal(signal.SIGTERM, batching.on_sigterm)
     try:
         return args.func(args)
-    except lines.Terminated:
+    except batching.Terminated:
         return 128 + signal.SIGTERM
     except BrokenPipeError:
         # The reader went away (a `| head`): not an error of ours.

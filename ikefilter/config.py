@@ -15,7 +15,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from ._toml import TOMLDecodeError, load_toml
-from .pipeline import DEFAULT_MAX_DEPTH, DEFAULT_MAX_LINE, DEFAULT_SOURCE_KEYS
+from .record import DEFAULT_SOURCE_KEYS
+from .records import DEFAULT_MAX_DEPTH, DEFAULT_MAX_LINE
 from .severity import code_of
 
 IpMode = Literal["keep", "mask", "hmac", "truncate", "cryptopan"]

@@ -7,7 +7,7 @@ import pytest
 
 from ikefilter import app
 from ikefilter.config import ConfigError, SiteConfig, find_line, load, loads
-from ikefilter.pipeline import DEFAULT_SOURCE_KEYS
+from ikefilter.record import DEFAULT_SOURCE_KEYS
 
 FULL = """\
 # A complete site config.

@@ -23,8 +23,8 @@ import msgspec
 import pytest
 
 import ikefilter
-from ikefilter.forward.protocol import encode_packed_forward, event_time, pack_entries
-from ikefilter.msgpack_stream import object_ends
+from ikefilter.adapters.forward.protocol import encode_packed_forward, event_time, pack_entries
+from ikefilter.adapters.msgpack_stream import object_ends
 
 ROOT = Path(ikefilter.__file__).resolve().parent.parent
 STATS_LINE = re.compile(

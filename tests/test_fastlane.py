@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 import ikefilter.ecs
 from ikefilter import catalog, fastlane, generate, wire
-from ikefilter.pipeline import Pipeline, Stats
+from ikefilter.pipeline import Pipeline
+from ikefilter.stats import Stats
 from ikefilter.values import KINDS
 
 NOW = "2026-11-26T12:00:00.000Z"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ikefilter.forward.server import _FileOutput
+from ikefilter.adapters.forward.output import FileOutput
 
 
 @pytest.mark.parametrize("before, after", [
@@ -21,7 +21,7 @@ from ikefilter.forward.server import _FileOutput
 def test_the_next_batch_starts_on_a_line_of_its_own(tmp_path: Path, before, after) -> None:
     out = tmp_path / "out.jsonl"
     out.write_bytes(before)
-    write = _FileOutput(out)
+    write = FileOutput(out)
     write(b'{"c":3}\n')
     write.close()
     assert out.read_bytes() == after
@@ -33,9 +33,9 @@ def test_a_batch_whose_write_fails_is_cut_off_again(tmp_path: Path) -> None:
     out = tmp_path / "out.jsonl"
     script = textwrap.dedent(f"""
         import resource, signal
-        from ikefilter.forward.server import _FileOutput
+        from ikefilter.adapters.forward.output import FileOutput
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        write = _FileOutput({str(out)!r})
+        write = FileOutput({str(out)!r})
         write(b'{{"a":1}}\\n')
         resource.setrlimit(resource.RLIMIT_FSIZE, (20, resource.RLIM_INFINITY))
         try:

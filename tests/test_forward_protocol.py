@@ -10,8 +10,8 @@ import msgspec
 import pytest
 from msgspec.msgpack import Ext
 
-from ikefilter.forward import protocol
-from ikefilter.forward.protocol import (
+from ikefilter.adapters.forward import protocol
+from ikefilter.adapters.forward.protocol import (
     Frame,
     FrameError,
     FrameSplitter,

@@ -18,7 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ikefilter import catalog, ecs, generate, lines
+from ikefilter import catalog, ecs, generate
+from ikefilter.adapters import lines
 from ikefilter.pipeline import Pipeline
 
 SETTINGS = settings(max_examples=200, deadline=None,

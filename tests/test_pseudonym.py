@@ -1,4 +1,4 @@
-"""Tests for ikefilter.pseudonym: AES-128, Crypto-PAn, keyed tokens, truncation, keys."""
+"""Tests for ikefilter.plugins.pseudonym: AES-128, Crypto-PAn, keyed tokens, truncation, keys."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ikefilter.pseudonym import (
+from ikefilter.plugins.pseudonym import (
     AES128,
     CryptoPAn,
     cryptopan_key,

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import ikefilter
-from ikefilter import lines
+from ikefilter.adapters import lines
 from ikefilter.pipeline import Pipeline
 
 # (raw line as bytes without its newline, what must come out)

@@ -17,8 +17,10 @@ from typing import Any
 
 import msgspec
 
-from ikefilter import generate, lines
-from ikefilter.pipeline import DEFAULT_SOURCE_KEYS, Pipeline
+from ikefilter import generate
+from ikefilter.adapters import lines
+from ikefilter.pipeline import Pipeline
+from ikefilter.record import DEFAULT_SOURCE_KEYS
 
 TEXT_SHAPES = tuple(s for s in generate.SHAPES if s not in generate.JSON_SHAPES)
 FRAME_RECORDS = 1000
@@ -44,12 +46,12 @@ PATH_NAMES = tuple(p.name for p in PATHS)
 
 
 def forward_protocol():
-    """``ikefilter.forward.protocol``, or raise ModuleNotFoundError naming what is missing."""
-    from ikefilter.forward import protocol
+    """``ikefilter.adapters.forward.protocol``, or raise ModuleNotFoundError naming what is missing."""
+    from ikefilter.adapters.forward import protocol
 
     if not hasattr(protocol, "decode_frame"):
-        raise ModuleNotFoundError("ikefilter.forward.protocol has no decode_frame",
-                                  name="ikefilter.forward.protocol")
+        raise ModuleNotFoundError("ikefilter.adapters.forward.protocol has no decode_frame",
+                                  name="ikefilter.adapters.forward.protocol")
     return protocol
 
 

@@ -143,7 +143,7 @@ def forward_scaling(frames: list[bytes], events: int, env: dict, reps: int = 1,
     4 connections, events/s until the last ack. With ``--workers`` 1 and 2 when the option
     exists, else the single process as it is."""
     try:
-        import ikefilter.forward.command  # noqa: F401
+        import ikefilter.adapters.forward.command  # noqa: F401
     except ModuleNotFoundError as exc:
         return {"na": f"no {exc.name} yet"}
     help_text = subprocess.run(

@@ -30,8 +30,8 @@ from collections.abc import Callable
 from .. import hookimpl
 from ..config import PipelineInfo, SiteConfig
 from ..ecs import Event
-from ..pseudonym import CryptoPAn, _mac_key, keyed_token, load_key, truncate_ip
 from ..values import valid_ip
+from .pseudonym import CryptoPAn, keyed_token, load_key, mac_key, truncate_ip
 
 MASK = "redacted"
 _MASK_IP = {4: "0.0.0.0", 6: "::"}
@@ -276,9 +276,9 @@ class RedactPlugin:
 
 
 def token_function(key: bytes, length: int) -> Callable[[str], str]:
-    """:func:`~ikefilter.pseudonym.keyed_token` with the keyed state built once: the same
+    """:func:`~ikefilter.plugins.pseudonym.keyed_token` with the keyed state built once: the same
     tokens, at half the cost of a call per value."""
-    base = hashlib.blake2b(key=_mac_key(key), digest_size=32)
+    base = hashlib.blake2b(key=mac_key(key), digest_size=32)
 
     def token(value: str) -> str:
         h = base.copy()

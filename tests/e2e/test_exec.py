@@ -19,7 +19,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from ikefilter.msgpack_stream import object_ends
+from ikefilter.adapters.msgpack_stream import object_ends
 
 from .conftest import (
     Daemon,

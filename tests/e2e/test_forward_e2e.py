@@ -22,7 +22,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from ikefilter.forward.protocol import (
+from ikefilter.adapters.forward.protocol import (
     FrameSplitter,
     decode_frame,
     decode_message,
@@ -34,8 +34,8 @@ from ikefilter.forward.protocol import (
     pack_entries,
     parse_helo,
 )
-from ikefilter.forward.server import ForwardServer
-from ikefilter.forward.upstream import UpstreamClient
+from ikefilter.adapters.forward.server import ForwardServer
+from ikefilter.adapters.forward.upstream import UpstreamClient
 
 enc = msgspec.msgpack.Encoder()
 json_dec = msgspec.json.Decoder()
@@ -627,7 +627,7 @@ def test_bad_connections_are_closed_alone(tmp_path: Path) -> None:
 
 SERVER_SCRIPT = textwrap.dedent("""
     import sys, time
-    from ikefilter.forward.server import run
+    from ikefilter.adapters.forward.service import run
 
     class SlowIdentity:
         def process_records(self, records, times=None):

@@ -25,7 +25,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from ikefilter.forward.protocol import (
+from ikefilter.adapters.forward.protocol import (
     FrameSplitter,
     decode_message,
     encode_packed_forward,
@@ -34,8 +34,8 @@ from ikefilter.forward.protocol import (
     pack_entries,
     parse_helo,
 )
-from ikefilter.forward.server import ForwardServer
-from ikefilter.forward.upstream import UpstreamClient
+from ikefilter.adapters.forward.server import ForwardServer
+from ikefilter.adapters.forward.upstream import UpstreamClient
 
 from .conftest import child_env, free_port, read_json_lines, wait_for
 from .test_forward_e2e import (

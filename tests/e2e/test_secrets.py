@@ -18,7 +18,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from ikefilter.forward.protocol import decode_message, encode_ping, parse_helo
+from ikefilter.adapters.forward.protocol import decode_message, encode_ping, parse_helo
 
 from .conftest import child_env, free_port, generated, wait_for
 from .test_forward_e2e import Peer, fluent_bit_frame, run_async

@@ -1,24 +1,14 @@
-"""The stdin/stdout line filter behind ``ikefilter run``.
-
-Reads bytes in chunks of at most 64 KiB, splits on ``\\n`` (a trailing ``\\r`` is dropped
-later), processes each chunk's complete lines as one batch, writes exactly one JSON line
-per written event, in order, and flushes after every batch so a pipeline that reads the
-filter's output asynchronously (Fluentd exec_filter, Logstash pipe, Vector exec) never waits.
+"""What every adapter that reads a stream shares: lines read in batches with the
+``max_line`` guard, a batch processed and written whole before SIGTERM is taken, and no
+cycle collection while a batch is in flight.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
-import os
-import sys
-import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import BinaryIO
-
-import msgspec
-
-from .pipeline import Pipeline
 
 CHUNK = 65536
 
@@ -56,31 +46,6 @@ def iter_batches(stream: BinaryIO, chunk: int = CHUNK,
         yield data[:cut].split(b"\n")
     if rest:
         yield [rest]
-
-
-class Progress:
-    """A one-line progress report on stderr, at most a few times a second."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-        self.start = self.last = time.monotonic()
-        self.count = 0
-
-    def add(self, n: int) -> None:
-        self.count += n
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if now - self.last >= 0.25:
-            self.last = now
-            rate = self.count / max(now - self.start, 1e-9)
-            sys.stderr.write(f"\r{self.count:,} lines, {rate:,.0f} lines/s ")
-            sys.stderr.flush()
-
-    def done(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
 
 
 class Terminated(BaseException):
@@ -133,41 +98,3 @@ def collector_paused() -> Iterator[None]:
         yield
     finally:
         gc.enable()
-
-
-def run(pipeline: Pipeline, sources: Iterable[BinaryIO], out: BinaryIO,
-        progress: Progress | None = None) -> None:
-    """Filter every source in turn to ``out`` as JSON lines."""
-    encoder = msgspec.json.Encoder()
-    write, flush = out.write, out.flush
-    for source in sources:
-        for batch in iter_batches(source, max_line=pipeline.max_line):
-            with whole_batch(), collector_paused():
-                results = pipeline.process_lines(batch)
-                write(encoder.encode_lines([r for r in results if r is not None]))
-                del results
-                flush()
-            if progress is not None:
-                progress.add(len(batch))
-    if progress is not None:
-        progress.done()
-
-
-def open_sources(paths: list[str]) -> Iterator[BinaryIO]:
-    """stdin when no path (or ``-``) is given, else each file in turn."""
-    if not paths:
-        yield sys.stdin.buffer
-        return
-    for path in paths:
-        if path == "-":
-            yield sys.stdin.buffer
-            continue
-        with open(path, "rb", buffering=0) as f:
-            yield f
-
-
-def stderr_is_terminal() -> bool:
-    try:
-        return os.isatty(sys.stderr.fileno())
-    except (OSError, ValueError):
-        return False

@@ -36,8 +36,9 @@ from .protocol import (
     parse_helo,
     parse_pong,
 )
+from .tls import client_tls_context
 
-__all__ = ["UpstreamClient", "client_tls_context"]
+__all__ = ["UpstreamClient"]
 
 log = logging.getLogger(__name__)
 
@@ -304,21 +305,6 @@ class UpstreamClient:
         if not ok:
             raise HandshakeError(f"next hop refused the handshake: {reason}")
         return frames
-
-
-def client_tls_context(ca: str | os.PathLike | None = None) -> ssl.SSLContext:
-    """A client-side TLS context (TLS 1.2 or later) that checks certificates and host names.
-
-    :param ca: PEM file of the CAs to trust; the system's when None.
-    :raises ValueError: when the CA file cannot be read (the message names the file).
-    """
-    try:
-        context = ssl.create_default_context(cafile=ca)
-    except (OSError, ssl.SSLError) as exc:
-        reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or "invalid"
-        raise ValueError(f"TLS CA file {ca}: cannot load ({reason})") from None
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    return context
 
 
 async def _read_frames(reader: asyncio.StreamReader, splitter: FrameSplitter) -> list[bytes]:

@@ -13,9 +13,9 @@ import logging
 import os
 import re
 
-from .. import app
-from ..pipeline import DEFAULT_SOURCE_KEYS
-from .protocol import DEFAULT_UPSTREAM_MAX_FRAME
+from ... import app
+from ...record import DEFAULT_SOURCE_KEYS
+from .entries import DEFAULT_UPSTREAM_MAX_FRAME
 
 log = logging.getLogger("ikefilter")
 
@@ -33,9 +33,16 @@ def size(text: str) -> int:
     return int(digits) * _SIZE_UNITS[unit]
 
 
-def address(text: str) -> tuple[str, int]:
-    from .server import parse_address
+def parse_address(text: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
+    """Parse ``HOST:PORT``, ``[V6]:PORT`` or ``:PORT`` into ``(host, port)``."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"expected HOST:PORT, got {text!r}")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    return host or default_host, int(port)
 
+
+def address(text: str) -> tuple[str, int]:
     try:
         return parse_address(text)
     except ValueError as exc:
@@ -142,8 +149,7 @@ def _secret(var: str | None, file: str | None, option: str) -> str | bytes | Non
 
 def _check_tls(args: argparse.Namespace) -> None:
     """Load the TLS files once before anything starts, for a one-line error."""
-    from .server import server_tls_context
-    from .upstream import client_tls_context
+    from .tls import client_tls_context, server_tls_context
 
     try:
         if args.tls_key is not None and args.tls_cert is None:
@@ -200,12 +206,12 @@ def _serve(args: argparse.Namespace, options: dict) -> int:
     # Here, not above: registering the command must not load asyncio and ssl.
     import asyncio
 
-    from . import server
+    from . import service
 
     overrides = {"source_keys": args.source_key} if args.source_key else {}
     pipeline = app.make_pipeline(args, **overrides)
     try:
-        forward_stats = asyncio.run(server.serve(pipeline, **options))
+        forward_stats = asyncio.run(service.serve(pipeline, **options))
         log.info("forward server stopped: %s", forward_stats)
         if forward_stats.invalid:
             # Entries that are not [time, map] never reach the pipeline: count them in, and

@@ -1,16 +1,11 @@
 """Fluent Forward server: decode frames, call the processor once per batch, pass records on.
 
 Records go either to JSON lines (a file, stdout or a writer callable) or to the next forward
-hop (:class:`~ikefilter.forward.upstream.UpstreamClient`), re-emitted as msgpack with their
+hop (:class:`~ikefilter.adapters.forward.upstream.UpstreamClient`), re-emitted as msgpack with their
 original event time. A ``chunk`` is acked only once its records are written and flushed, or
 acked by the next hop: delivery is at least once.
 
-Entry points for the command line (``ikefilter forward``)::
-
-    await serve(processor, listen=("127.0.0.1", 24224), output="-")
-    run(processor, listen=parse_address("0.0.0.0:24224"), upstream=("10.0.0.5", 24224))
-
-Parameters of :func:`serve`, :func:`run` and :class:`ForwardServer`:
+The command line runs it through :mod:`.service`. Parameters of :class:`ForwardServer`:
 
 - ``processor``: an object with ``process_records(records, times) -> list[object | None]``,
   called once per batch (one frame, or the Message-mode frames of one socket read), ``times``
@@ -22,7 +17,7 @@ Parameters of :func:`serve`, :func:`run` and :class:`ForwardServer`:
   taking the encoded lines (``bytes``; it may return an awaitable) that must have written them
   durably when it returns. Exactly one of ``output`` and ``upstream``.
 - ``upstream``: ``(host, port)`` of the next forward hop, or a ready
-  :class:`~ikefilter.forward.upstream.UpstreamClient`.
+  :class:`~ikefilter.adapters.forward.upstream.UpstreamClient`.
 - ``shared_key``: require the shared-key handshake from clients (``None``: no handshake).
 - ``upstream_shared_key``: shared key the next hop asks for, if any.
 - ``tag_rewrite``: the tag sent upstream: a ``str`` replacing every tag, or a callable
@@ -54,15 +49,16 @@ import contextlib
 import inspect
 import logging
 import os
-import signal
 import socket
 import ssl
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import msgspec
 
+from .contract import ForwardStats, Processor
+from .output import FileOutput
 from .protocol import (
     DEFAULT_MAX_DECOMPRESSED,
     DEFAULT_MAX_FRAME,
@@ -80,17 +76,10 @@ from .protocol import (
     pack_payloads,
     parse_ping,
 )
+from .tls import server_tls_context
 from .upstream import UpstreamClient
 
-__all__ = [
-    "ForwardServer",
-    "ForwardStats",
-    "Processor",
-    "parse_address",
-    "run",
-    "serve",
-    "server_tls_context",
-]
+__all__ = ["ForwardServer"]
 
 log = logging.getLogger(__name__)
 
@@ -103,128 +92,6 @@ _json_encoder = msgspec.json.Encoder()
 Writer = Callable[[bytes], Any]
 Output = str | os.PathLike | Writer
 TagRewrite = str | Callable[[str], str] | None
-
-
-class Processor(Protocol):
-    """What the server calls once per batch of records."""
-
-    def process_records(
-        self, records: list[dict], times: Sequence[str | None] | None = None
-    ) -> list[object | None]:
-        """Return one output record or None per input record, in the same order.
-
-        ``times`` are the records' event times as RFC 3339 UTC text, aligned with
-        ``records``: the time of an event whose line carries none. A sequence that
-        converts each time when it is read: read only the ones needed.
-        """
-        ...
-
-
-class ForwardStats(msgspec.Struct):
-    """Counters of one server run; every count is updated once per batch."""
-
-    connections: int = 0
-    frames: int = 0
-    heartbeats: int = 0
-    events: int = 0  # records handed to the processor
-    emitted: int = 0  # output records written or passed upstream
-    dropped: int = 0  # None results: dropped or quarantined by the processor
-    invalid: int = 0  # entries that were not [time, map]: never reach the processor
-    acks: int = 0
-    undelivered: int = 0  # passed upstream, never acked by it before shutdown
-    protocol_errors: int = 0  # connections closed for bad or oversized frames
-    handshake_failures: int = 0
-    processor_errors: int = 0
-    timeouts: int = 0  # connections closed idle, or sending a frame too slowly
-
-
-def parse_address(text: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
-    """Parse ``HOST:PORT``, ``[V6]:PORT`` or ``:PORT`` into ``(host, port)``."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ValueError(f"expected HOST:PORT, got {text!r}")
-    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    return host or default_host, int(port)
-
-
-def server_tls_context(cert: str | os.PathLike, key: str | os.PathLike | None = None
-                       ) -> ssl.SSLContext:
-    """A server-side TLS context (TLS 1.2 or later) for the certificate chain and key.
-
-    :raises ValueError: when the files cannot be read or do not match; the message names
-        the files, never their content.
-    """
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    files = f"{cert}" if key is None else f"{cert} and {key}"
-
-    def no_passphrase() -> bytes:  # else OpenSSL would prompt on the terminal
-        raise ValueError(f"TLS private key in {key or cert} is encrypted: give it unencrypted, "
-                         "in a file only the service user can read")
-
-    try:
-        context.load_cert_chain(cert, key, password=no_passphrase)
-    except ssl.SSLError:
-        raise ValueError(
-            f"TLS certificate {files}: not a PEM certificate chain with its private key"
-        ) from None
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise ValueError(f"TLS certificate {files}: cannot load ({reason})") from None
-    return context
-
-
-class _FileOutput:
-    """JSON lines appended to a file or stdout, flushed before the batch counts as written.
-
-    Never a torn line: a file that ends in part of a line (a run killed mid-write) gets its
-    line ended before the first batch, and a batch whose write fails (a full disk) is cut
-    off again, so the next one starts on a line of its own (the failed batch is not acked:
-    the sender sends it again).
-    """
-
-    def __init__(self, target: str | os.PathLike) -> None:
-        if target == "-":
-            self._file = sys.stdout.buffer
-            self._owned = False
-        else:
-            self._file = open(target, "ab")  # closed by close()
-            self._owned = True
-            end = self._file.seek(0, os.SEEK_END)
-            if end:
-                with open(target, "rb") as f:
-                    f.seek(end - 1)
-                    torn = f.read(1) != b"\n"
-                if torn:
-                    log.warning("%s ended in part of a line (a run stopped mid-write): "
-                                "ending that line before the first batch", target)
-                    self._file.write(b"\n")
-                    self._file.flush()
-
-    def __call__(self, lines: bytes) -> None:
-        start = self._file.tell() if self._owned else None
-        try:
-            self._file.write(lines)
-            self._file.flush()
-        except OSError:
-            if start is not None:
-                with contextlib.suppress(OSError, ValueError):
-                    self._file = _cut_back(self._file, start)
-            raise
-
-    def close(self) -> None:
-        if self._owned:
-            self._file.close()
-
-
-def _cut_back(file, size: int):
-    """``file`` (opened to append) cut back to ``size`` bytes: what a failed write left of a
-    batch goes; a new handle, since the old one may still hold the unwritten bytes."""
-    name = file.name
-    with contextlib.suppress(OSError):
-        file.close()
-    os.truncate(name, size)
-    return open(name, "ab")  # noqa: SIM115 - replaces the handle closed above
 
 
 class ForwardServer:
@@ -278,7 +145,7 @@ class ForwardServer:
         self.stats = ForwardStats()
         self._output_target = output
         self._write: Writer | None = None
-        self._file_output: _FileOutput | None = None
+        self._file_output: FileOutput | None = None
         if isinstance(upstream, UpstreamClient) or upstream is None:
             self._upstream = upstream
         else:
@@ -320,7 +187,7 @@ class ForwardServer:
             if callable(target):
                 self._write = target
             else:
-                self._file_output = self._write = _FileOutput(target)
+                self._file_output = self._write = FileOutput(target)
         if self._upstream is not None:
             await self._upstream.start()
         host, port = self.listen
@@ -337,10 +204,6 @@ class ForwardServer:
             "forward server listening on %s:%s%s", *self.address, " (TLS)" if tls else ""
         )
         return self.address
-
-    async def wait_stopped(self) -> None:
-        """Wait until :meth:`stop` has finished."""
-        await self._stopped.wait()
 
     async def stop(self) -> None:
         """Stop accepting, let in-flight frames finish (up to ``drain_timeout``), close."""
@@ -587,46 +450,6 @@ def _runs_by_tag(frames: Sequence[Frame]) -> list[tuple[str, list[Any], int]]:
         else:
             runs.append((frame.tag, list(frame.times), end))
     return runs
-
-
-async def serve(
-    processor: Processor,
-    *,
-    stop: asyncio.Event | None = None,
-    handle_signals: bool = True,
-    **options: Any,
-) -> ForwardStats:
-    """Run a :class:`ForwardServer` until SIGTERM/SIGINT (or ``stop`` is set); return its
-    counters.
-
-    ``options`` are :class:`ForwardServer`'s (see the module docstring). ``stop`` lets a
-    caller end the server without a signal; ``handle_signals=False`` leaves the process's
-    signal handlers alone.
-    """
-    stop = stop or asyncio.Event()
-    server = ForwardServer(processor, **options)
-    loop = asyncio.get_running_loop()
-    installed = []
-    if handle_signals:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(signum, stop.set)
-                installed.append(signum)
-    try:
-        await server.start()
-        await stop.wait()
-    finally:
-        for signum in installed:
-            loop.remove_signal_handler(signum)
-        await server.stop()
-    return server.stats
-
-
-def run(processor: Processor, **options: Any) -> int:
-    """Blocking form of :func:`serve` for the command line; returns the exit status 0."""
-    stats = asyncio.run(serve(processor, **options))
-    log.info("forward server stopped: %s", stats)
-    return 0
 
 
 class _EventTimes(Sequence):

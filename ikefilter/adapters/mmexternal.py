@@ -33,11 +33,11 @@ import sys
 
 import msgspec
 
-from . import app
+from .. import app
+from .batching import iter_batches
 
 log = logging.getLogger("ikefilter")
 
-CHUNK = 65536
 EMPTY = b"{}\n"
 DROPPED = b'{"$!":{"ikefilter":{"dropped":true}}}\n'
 REPLIES = ("variables", "text")
@@ -100,27 +100,10 @@ def serve(pipeline, fd_in: int, fd_out: int, reply: str = "variables") -> None:
     """Read lines from ``fd_in`` until EOF; write one reply per line to ``fd_out``."""
     answer = Answers(pipeline, reply)
     one, many = answer.one, answer.many
-    read = os.read
-    rest = b""
-    while True:
-        data = read(fd_in, CHUNK)
-        if not data:
-            break
-        if rest:
-            data = rest + data
-        cut = data.rfind(b"\n")
-        if cut < 0:
-            rest = data
-            continue
-        if cut == len(data) - 1 and data.find(b"\n") == cut:
-            # One whole message, as rsyslog sends them.
-            rest = b""
-            _write_all(fd_out, one(data[:cut]))
-        else:
-            rest = data[cut + 1:]
-            _write_all(fd_out, b"".join(many(data[:cut].split(b"\n"))))
-    if rest:
-        _write_all(fd_out, one(rest))
+    with open(fd_in, "rb", buffering=0, closefd=False) as stream:
+        for batch in iter_batches(stream, max_line=None if pipeline is None else pipeline.max_line):
+            # rsyslog sends one message and waits for its reply
+            _write_all(fd_out, one(batch[0]) if len(batch) == 1 else b"".join(many(batch)))
 
 
 def _write_all(fd: int, data: bytes) -> None:

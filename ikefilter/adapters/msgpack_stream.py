@@ -22,9 +22,9 @@ from typing import BinaryIO
 
 import msgspec
 
-from .forward.protocol import FrameError, array_prefix, walk
-from .lines import CHUNK, collector_paused, iter_batches, whole_batch
-from .pipeline import Pipeline
+from ..pipeline import Pipeline
+from .batching import CHUNK, collector_paused, iter_batches, whole_batch
+from .msgpack_framing import FrameError, array_prefix, walk
 
 log = logging.getLogger("ikefilter")
 

@@ -292,7 +292,9 @@ _MEMO_BOUNDARIES = {32: (8, 16, 24), 128: (8, 16, 24, 32, 40, 48, 56, 64)}
 # ---------------------------------------------------------------------------
 
 
-def _mac_key(key: bytes) -> bytes:
+def mac_key(key: bytes) -> bytes:
+    """The BLAKE2b key of every keyed pseudonym made from the site key ``key``: the key
+    itself, or its digest when it is longer than BLAKE2b takes (64 bytes)."""
     if not key:
         raise ValueError("pseudonymization key is empty")
     if len(key) > 64:  # BLAKE2b accepts keys of at most 64 bytes
@@ -312,7 +314,7 @@ def keyed_token(key: bytes, value: str, length: int = 16) -> str:
     """
     if not 1 <= length <= 64:
         raise ValueError(f"token length must be 1-64 hex characters, got {length}")
-    digest = hashlib.blake2b(value.encode("utf-8"), key=_mac_key(key), digest_size=32)
+    digest = hashlib.blake2b(value.encode("utf-8"), key=mac_key(key), digest_size=32)
     return digest.hexdigest()[:length]
 
 
@@ -349,7 +351,7 @@ def pseudo_ip(key: bytes, addr: str) -> str:
     ip = ipaddress.ip_address(addr)
     size = 4 if ip.version == 4 else 16
     digest = hashlib.blake2b(
-        ip.packed, key=_mac_key(key), digest_size=16, person=b"ikefilter-ip"
+        ip.packed, key=mac_key(key), digest_size=16, person=b"ikefilter-ip"
     ).digest()
     cls = ipaddress.IPv4Address if ip.version == 4 else ipaddress.IPv6Address
     return str(cls(digest[:size]))

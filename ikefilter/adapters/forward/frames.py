@@ -1,0 +1,260 @@
+"""Decoding one complete forward frame into a :class:`Frame`.
+
+Message, Forward, PackedForward and CompressedPackedForward are accepted; packed entries
+may be msgpack ``bin`` or ``str`` holding binary (Fluentd writes ``str32``), and are read as
+raw bytes. Event times are kept as received (see :mod:`.entries`).
+"""
+
+from __future__ import annotations
+
+import sys
+import zlib
+from typing import Any
+
+import msgspec
+
+from ..msgpack_framing import FrameError, array_prefix, count_objects, walk
+from .lenient import DECODE_ERRORS, bad_utf8, decode_lenient
+
+DEFAULT_MAX_DECOMPRESSED = 64 * 1024 * 1024
+
+_decoder = msgspec.msgpack.Decoder()
+
+
+class Frame:
+    """One decoded forward frame.
+
+    :ivar tag: the frame's tag.
+    :ivar times: event times as received (``Ext(0, 8 bytes)``, int or float), aligned with
+        ``records``; Fluent Bit's ``[time, metadata]`` pairs are reduced to the time.
+    :ivar records: the records (dicts).
+    :ivar chunk: the ``chunk`` option exactly as received, or None when no ack is wanted.
+    :ivar mode: ``"message"``, ``"forward"``, ``"packed"`` or ``"compressed"``.
+    :ivar invalid: entries skipped because they were not ``[time, map]``.
+    """
+
+    __slots__ = ("tag", "times", "records", "chunk", "mode", "invalid")
+
+    def __init__(
+        self,
+        tag: str,
+        times: list[Any],
+        records: list[dict],
+        chunk: Any = None,
+        mode: str = "forward",
+        invalid: int = 0,
+    ) -> None:
+        self.tag = tag
+        self.times = times
+        self.records = records
+        self.chunk = chunk
+        self.mode = mode
+        self.invalid = invalid
+
+    def __repr__(self) -> str:
+        return (
+            f"Frame(tag={self.tag!r}, mode={self.mode!r}, events={len(self.records)}, "
+            f"chunk={self.chunk!r}, invalid={self.invalid})"
+        )
+
+
+def decode_frame(
+    frame: bytes | memoryview, max_decompressed: int = DEFAULT_MAX_DECOMPRESSED
+) -> Frame | None:
+    """Decode one complete frame; return None for a heartbeat (nil).
+
+    :param frame: exactly one msgpack object, as cut by :class:`FrameSplitter`.
+    :param max_decompressed: largest gzip-decompressed payload accepted, in bytes.
+    :raises FrameError: the frame is not a valid forward frame.
+    """
+    try:
+        items = _decoder.decode(frame)
+    except DECODE_ERRORS as exc:
+        if not bad_utf8(exc):
+            raise FrameError(f"malformed msgpack: {exc}") from None
+        # packed entries sent as str (Fluentd's str32) or a record string that is not UTF-8
+        return _decode_raw_frame(memoryview(frame), max_decompressed)
+    return _frame_from_items(items, max_decompressed)
+
+
+def _frame_from_items(items: Any, max_decompressed: int) -> Frame | None:
+    if items is None:
+        return None
+    if type(items) is not list or not 2 <= len(items) <= 4:
+        raise FrameError("a forward frame is an array of 2 to 4 items")
+    tag = items[0]
+    if type(tag) is not str:
+        raise FrameError("frame tag is not a string")
+    entries = items[1]
+    kind = type(entries)
+    if kind is bytes or kind is str:
+        if len(items) > 3:
+            raise FrameError("PackedForward frame with 4 items")
+        payload = entries if kind is bytes else entries.encode()
+        return _decode_packed(tag, payload, items[2] if len(items) == 3 else None, max_decompressed)
+    if kind is list:
+        if len(items) > 3:
+            raise FrameError("Forward frame with 4 items")
+        option = _option(items[2] if len(items) == 3 else None)
+        times, records, invalid = _split_entries(entries)
+        return Frame(tag, times, records, option.get("chunk"), "forward", invalid)
+    if len(items) < 3:
+        raise FrameError("Message frame without a record")
+    option = _option(items[3] if len(items) == 4 else None)
+    times, records, invalid = _split_entries([items[1:3]])
+    return Frame(tag, times, records, option.get("chunk"), "message", invalid)
+
+
+def _decode_raw_frame(view: memoryview, max_decompressed: int) -> Frame | None:
+    """The slow path: slice packed entries as raw bytes, or decode strings leniently."""
+    count, pos = _array_header(view, 0)
+    if not 2 <= count <= 4:
+        raise FrameError("a forward frame is an array of 2 to 4 items")
+    tag, pos = _read_raw(view, pos, "tag")
+    if pos < len(view) and view[pos] in _RAW_HEADERS:
+        if count > 3:
+            raise FrameError("PackedForward frame with 4 items")
+        payload, pos = _read_raw(view, pos, "entries")
+        option = decode_lenient(view[pos:]) if count == 3 else None
+        return _decode_packed(_text(tag), payload, option, max_decompressed)
+    return _frame_from_items(decode_lenient(view), max_decompressed)
+
+
+# first byte of a str or bin -> length-field bytes (0: fixstr)
+# fmt: off
+_RAW_HEADERS = {
+    0xC4: 1, 0xC5: 2, 0xC6: 4, 0xD9: 1, 0xDA: 2, 0xDB: 4,
+    **{b: 0 for b in range(0xA0, 0xC0)},
+}
+# fmt: on
+
+
+def _array_header(view: memoryview, pos: int) -> tuple[int, int]:
+    b = view[pos]
+    if 0x90 <= b <= 0x9F:
+        return b & 0x0F, pos + 1
+    if b in (0xDC, 0xDD):
+        width = 2 if b == 0xDC else 4
+        if pos + 1 + width > len(view):
+            raise FrameError("truncated frame")
+        return int.from_bytes(view[pos + 1 : pos + 1 + width], "big"), pos + 1 + width
+    raise FrameError(f"not a forward frame (first byte 0x{b:02x})")
+
+
+def _read_raw(view: memoryview, pos: int, what: str) -> tuple[memoryview, int]:
+    """Slice a msgpack str or bin payload without decoding it."""
+    if pos >= len(view) or view[pos] not in _RAW_HEADERS:
+        raise FrameError(f"frame {what} is not a string")
+    b = view[pos]
+    width = _RAW_HEADERS[b]
+    if width:
+        length = int.from_bytes(view[pos + 1 : pos + 1 + width], "big")
+        start = pos + 1 + width
+    else:
+        length, start = b & 0x1F, pos + 1
+    end = start + length
+    if end > len(view):
+        raise FrameError(f"truncated frame {what}")
+    return view[start:end], end
+
+
+def _text(raw: memoryview) -> str:
+    return str(raw, "utf-8", "replace")
+
+
+def _decode_packed(
+    tag: str, payload: bytes | memoryview, option: Any, max_decompressed: int
+) -> Frame:
+    option = _option(option)
+    mode = "packed"
+    compressed = option.get("compressed")
+    if compressed == "gzip":
+        payload, mode = _gunzip(payload, max_decompressed), "compressed"
+    elif compressed not in (None, "text"):
+        raise FrameError(f"unsupported compression {compressed!r}")
+    size = option.get("size")
+    entries = _decode_entries(payload, size if type(size) is int else None)
+    times, records, invalid = _split_entries(entries)
+    return Frame(tag, times, records, option.get("chunk"), mode, invalid)
+
+
+def _option(value: Any) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise FrameError("frame option is not a map")
+    return value
+
+
+def _gunzip(data: bytes | memoryview, limit: int) -> bytes:
+    """Decompress one or more concatenated gzip members, at most ``limit`` bytes out."""
+    parts = []
+    total = 0
+    data = bytes(data)
+    while data:
+        inflater = zlib.decompressobj(wbits=31)
+        try:
+            part = inflater.decompress(data, limit - total + 1)
+        except zlib.error as exc:
+            raise FrameError(f"bad gzip data: {exc}") from None
+        total += len(part)
+        if total > limit:
+            raise FrameError(f"decompressed entries larger than {limit} bytes")
+        if not inflater.eof:
+            raise FrameError("truncated gzip data")
+        parts.append(part)
+        data = inflater.unused_data
+    return b"".join(parts)
+
+
+def _decode_entries(payload: bytes | memoryview, size_hint: int | None) -> list:
+    """Decode concatenated ``[time, record]`` entries.
+
+    msgspec decodes one object per call, so the entries are wrapped in an array header. The
+    ``size`` option gives the count (both Fluent Bit and Fluentd send it) and msgspec checks it
+    exactly: too many is "truncated", too few is "trailing". Without it, the walker counts.
+    """
+    if not payload:
+        return []
+    if size_hint is not None and size_hint > 0:
+        try:
+            return _decoder.decode(array_prefix(size_hint) + payload)
+        except DECODE_ERRORS:
+            pass
+    try:
+        return _decoder.decode(array_prefix(count_objects(payload)) + payload)
+    except DECODE_ERRORS as exc:
+        if not bad_utf8(exc):
+            raise FrameError(f"malformed packed entries: {exc}") from None
+        return _decode_entries_one_by_one(memoryview(payload))
+
+
+def _decode_entries_one_by_one(view: memoryview) -> list:
+    """Decode entry by entry so that only the entries holding bad UTF-8 take the slow path."""
+    entries = []
+    pos = 0
+    n = len(view)
+    while pos < n:
+        end, done = walk(view, pos, [], sys.maxsize)
+        if not done or end > n:
+            raise FrameError("truncated packed entries")
+        entries.append(decode_lenient(view[pos:end]))
+        pos = end
+    return entries
+
+
+def _split_entries(entries: list) -> tuple[list, list, int]:
+    """Split ``[[time, record], ...]`` into aligned times and records; count bad entries."""
+    times = []
+    records = []
+    invalid = 0
+    for entry in entries:
+        if type(entry) is list and len(entry) == 2 and type(entry[1]) is dict:
+            time = entry[0]
+            if type(time) is list:  # Fluent Bit: [[EventTime, {metadata}], record]
+                time = time[0] if time else None
+            times.append(time)
+            records.append(entry[1])
+        else:
+            invalid += 1
+    return times, records, invalid
