@@ -130,3 +130,19 @@ def decode_ack(data: bytes) -> Any:
     if not isinstance(message, dict) or "ack" not in message:
         raise FrameError("not an ack")
     return message["ack"]
+
+
+class EventTimes(Sequence):
+    """The records' event times as RFC 3339 text, each converted only if it is read (the
+    fast path reads one only for an event whose line carries no time)."""
+
+    __slots__ = ("times",)
+
+    def __init__(self, times: list):
+        self.times = times
+
+    def __getitem__(self, i: int) -> str | None:
+        return event_time_iso(self.times[i])
+
+    def __len__(self) -> int:
+        return len(self.times)

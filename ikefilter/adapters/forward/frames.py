@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import zlib
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -258,3 +259,17 @@ def _split_entries(entries: list) -> tuple[list, list, int]:
         else:
             invalid += 1
     return times, records, invalid
+
+
+def runs_by_tag(frames: Sequence[Frame]) -> list[tuple[str, list[Any], int]]:
+    """Group consecutive frames of one tag: ``(tag, times, end index in the records)``."""
+    runs: list[tuple[str, list[Any], int]] = []
+    end = 0
+    for frame in frames:
+        end += len(frame.records)
+        if runs and runs[-1][0] == frame.tag:
+            runs[-1][1].extend(frame.times)
+            runs[-1] = (frame.tag, runs[-1][1], end)
+        else:
+            runs.append((frame.tag, list(frame.times), end))
+    return runs

@@ -52,12 +52,14 @@ import os
 import socket
 import ssl
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
 from .contract import ForwardStats, Processor
+from .entries import EventTimes
+from .frames import runs_by_tag
 from .output import FileOutput
 from .protocol import (
     DEFAULT_MAX_DECOMPRESSED,
@@ -72,7 +74,6 @@ from .protocol import (
     encode_ack,
     encode_helo,
     encode_pong,
-    event_time_iso,
     pack_payloads,
     parse_ping,
 )
@@ -347,7 +348,7 @@ class ForwardServer:
             records = [record for frame in frames for record in frame.records]
             times = [t for frame in frames for t in frame.times]
         outputs = (
-            self.processor.process_records(records, _EventTimes(times))
+            self.processor.process_records(records, EventTimes(times))
             if records else []
         )
         if len(outputs) != len(records):
@@ -379,7 +380,7 @@ class ForwardServer:
     async def _send_upstream(self, frames: list[Frame], outputs: list[Any]) -> None:
         waits = []
         start = 0
-        for tag, times, stop in _runs_by_tag(frames):
+        for tag, times, stop in runs_by_tag(frames):
             payloads = pack_payloads(times, outputs[start:stop], self.upstream_max_frame)
             count = sum(size for _, size in payloads)
             self.stats.dropped += stop - start - count
@@ -436,33 +437,3 @@ class ForwardServer:
 def _consume(future: asyncio.Future) -> None:
     if not future.cancelled():
         future.exception()
-
-
-def _runs_by_tag(frames: Sequence[Frame]) -> list[tuple[str, list[Any], int]]:
-    """Group consecutive frames of one tag: ``(tag, times, end index in the records)``."""
-    runs: list[tuple[str, list[Any], int]] = []
-    end = 0
-    for frame in frames:
-        end += len(frame.records)
-        if runs and runs[-1][0] == frame.tag:
-            runs[-1][1].extend(frame.times)
-            runs[-1] = (frame.tag, runs[-1][1], end)
-        else:
-            runs.append((frame.tag, list(frame.times), end))
-    return runs
-
-
-class _EventTimes(Sequence):
-    """The records' event times as RFC 3339 text, each converted only if it is read (the
-    fast path reads one only for an event whose line carries no time)."""
-
-    __slots__ = ("times",)
-
-    def __init__(self, times: list):
-        self.times = times
-
-    def __getitem__(self, i: int) -> str | None:
-        return event_time_iso(self.times[i])
-
-    def __len__(self) -> int:
-        return len(self.times)

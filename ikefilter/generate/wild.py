@@ -1,231 +1,14 @@
-"""Realistic synthetic lines for every catalog message in every wire shape.
-
-Seeded and reproducible, so a machine with no firewall can run the whole job, and tests
-and benchmarks share one corpus.
-
-The clean corpus (the default): line ``i`` is message ``i mod len(catalog)`` in shape
-``(i div len(catalog)) mod len(shapes)``: any 28 x 11 lines cover every pair, and every
-value is written the one way the catalog describes.
-
-The wild mix (``mix="wild"``): what a site's day brings. Every shape of :data:`WILD_SHAPES`
-interleaved at random; messages weighted by how often they come (tunnels are set up, rekeyed
-and torn down all day, failures are rare); about half of the IKE lines carry at least one of
-the value variants of :data:`VARIANTS` (each at its rate among the lines that can carry it);
-and a few per cent of the records are other Clavister categories or other programs
-altogether. With ``variants``: every line carries exactly those variants, so each can be
-measured alone.
-"""
+"""The wild mix: what a site's day brings (see :mod:`ikefilter.generate`)."""
 
 from __future__ import annotations
 
-import random
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
 import msgspec
 
-from .catalog import Catalog, Message
-
-SHAPES = (
-    "bracketed",      # <PRI>[YYYY-MM-DD hh:mm:ss] EFW: IKE: kv
-    "bare",           # [YYYY-MM-DD hh:mm:ss] EFW: IKE: kv (no PRI)
-    "rfc3164",        # <PRI>Mmm dd hh:mm:ss host [time] EFW: IKE: kv
-    "rfc5424",        # <PRI>1 ISO-TIME host EFW - - - IKE: kv
-    "receiver",       # receiver columns, tab-separated, then the bracketed line
-    "json-log",       # {"log": line}  (Fluent Bit, Fluentd)
-    "json-message",   # {"message": line, "host": ...}  (Logstash, Vector)
-    "syslog-ng",      # {"MESSAGE": body after the header, "HOST": ...}
-    "rsyslog",        # rsyslog fulljson: msg, rawmsg, hostname, timereported, pri
-    "split",          # pairs already split into fields by the shipper
-    "raw-ids",        # bracketed, with IDs zero-padded as older firmware writes them
-)
-JSON_SHAPES = frozenset({"json-log", "json-message", "syslog-ng", "rsyslog", "split"})
-MIXES = ("clean", "wild")
-
-_FIREWALLS = ("fw-hq-01", "fw-branch-07", "gw.example.net")
-_LOCAL_V4 = ("203.0.113.1", "203.0.113.2", "198.51.100.254")
-_LOCAL_V6 = ("2001:db8:0:1::1", "2001:db8:0:2::1")
-_IDS = (
-    "CN=vpn.example.com, O=Example AB, C=SE",
-    "alice@example.com",
-    "gw1.example.net",
-    "bob.smith@corp.example",
-    "CN=branch-07, OU=Stores, O=Example AB",
-)
-_USERS = ("alice@example.com", "bob", "carol.jones@example.org", "dave")
-_ALGS = (
-    "AES-256 SHA256 DH14", "AES-128-GCM PRF-SHA256 DH19", "AES-256-GCM PRF-SHA384 DH20",
-    "3DES SHA1 DH2",
-)
-_REASONS = (
-    "No proposal chosen", "Authentication failed", "Timeout", "Invalid syntax",
-    "Peer sent \\\"INVALID_KE_PAYLOAD\\\"", "TS unacceptable",
-)
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-
-
-class _Gen:
-    def __init__(self, seed: int):
-        self.r = random.Random(seed)
-
-    def v4(self) -> str:
-        r = self.r
-        first = r.choice((81, 92, 185, 62, 88))
-        return f"{first}.{r.randrange(256)}.{r.randrange(256)}.{r.randrange(1, 255)}"
-
-    def v6(self) -> str:
-        r = self.r
-        a, b, c = r.randrange(0x10000), r.randrange(0x10000), r.randrange(1, 0x10000)
-        return f"2a02:{a:x}:{b:x}::{c:x}"
-
-    def spi(self, nbytes: int) -> str:
-        return "".join(f"{self.r.randrange(256):02x}" for _ in range(nbytes))
-
-    def value(self, name: str, ctx: dict[str, str]) -> str:
-        r = self.r
-        six = ctx["family"] == "6"
-        if name == "localip":
-            return r.choice(_LOCAL_V6 if six else _LOCAL_V4)
-        if name in ("remoteip", "srcip", "destip"):
-            return self.v6() if six else self.v4()
-        if name == "ip":
-            return f"10.{r.randrange(256)}.{r.randrange(256)}.{r.randrange(1, 255)}"
-        if name in ("localport", "remoteport"):
-            return r.choice(("500", "4500"))
-        if name in ("srcport", "destport"):
-            return str(r.randrange(1024, 65536))
-        if name in ("localid", "remoteid"):
-            return _quote(r.choice(_IDS))
-        if name.endswith("ikespi"):
-            return self.spi(8)
-        if name.endswith("boundspi"):
-            return self.spi(4)
-        if name == "initiator":
-            return r.choice(("true", "false"))
-        if name == "algorithms":
-            return _quote(r.choice(_ALGS))
-        if name in ("rekeytime", "reauthtime"):
-            return str(r.choice((3600, 7200, 28800, 86400)))
-        if name == "lifetime":
-            return str(r.choice((1800, 3600, 28800)))
-        if name == "ikeversion":
-            return r.choice(("2", "2", "1"))
-        if name == "reason":
-            return _quote(r.choice(_REASONS))
-        if name == "iface":
-            return r.choice(("wan", "ipsec_tun1", "ipsec_branch07"))
-        if name == "recviface":
-            return r.choice(("wan", "wan2"))
-        if name == "proto":
-            return r.choice(("ESP", "ESP", "AH"))
-        if name in ("localts", "remotets"):
-            return f"10.{r.randrange(256)}.{r.randrange(256)}.0/24"
-        if name == "name":
-            return r.choice(("vpn_pool", "roadwarrior_pool"))
-        if name == "count":
-            return str(r.randrange(1, 254))
-        if name == "max":
-            return str(r.choice((16, 64, 1000)))
-        if name == "userid":
-            return _quote(r.choice(_USERS))
-        return "x"
-
-
-def _quote(value: str) -> str:
-    return f'"{value}"' if (" " in value or "=" in value or '"' in value) else value
-
-
-def _unquote(value: str) -> str:
-    if value.startswith('"') and value.endswith('"'):
-        return value[1:-1].replace('\\"', '"')
-    return value
-
-
-def lines(catalog: Catalog, count: int, seed: int = 1, shapes: tuple[str, ...] | None = None,
-          start: datetime | None = None, *, mix: str = "clean",
-          variants: tuple[str, ...] = ()) -> Iterator[str]:
-    """Yield ``count`` lines (text lines and JSON records), reproducibly for one seed.
-
-    ``mix``: ``"clean"`` (the default corpus) or ``"wild"``; ``variants``: every line carries
-    exactly these (see :func:`samples`).
-    """
-    if mix not in MIXES:
-        raise ValueError(f"unknown mix {mix!r}; known: {', '.join(MIXES)}")
-    if mix == "wild" or variants:
-        if mix == "wild" and variants:
-            raise ValueError("the wild mix draws its own variants: give one or the other")
-        for sample in samples(catalog, count, seed, shapes, mix, tuple(variants), start):
-            yield sample.line
-        return
-    shapes = SHAPES if shapes is None else tuple(shapes)
-    unknown = [s for s in shapes if s not in ALL_SHAPES]
-    if unknown:
-        raise ValueError(f"unknown shape {unknown[0]!r}; known: {', '.join(ALL_SHAPES)}")
-    g = _Gen(seed)
-    encode = msgspec.json.Encoder().encode
-    messages = catalog.messages
-    t0 = start or datetime(2026, 11, 26, 10, 0, 0, tzinfo=timezone.utc)
-    for i in range(count):
-        msg = messages[i % len(messages)]
-        shape = shapes[(i // len(messages)) % len(shapes)]
-        t = t0 + timedelta(seconds=i // 7, milliseconds=0)
-        yield _render(g, msg, shape, t, encode)
-
-
-def _render(g: _Gen, msg: Message, shape: str, t: datetime, encode) -> str:
-    r = g.r
-    ctx = {"family": "6" if r.random() < 0.2 else "4"}
-    prio = 7 - msg.severity_code
-    ident = f"{msg.id:08d}" if shape == "raw-ids" else str(msg.id)
-    pairs = [("prio", str(prio)), ("id", ident), ("rev", "1"),
-             ("event", msg.ecs.action.replace("-", "_"))]
-    pairs += [(name, g.value(name, ctx)) for name in msg.parameters]
-    body = " ".join(f"{k}={v}" for k, v in pairs)
-    cats = ",".join(msg.categories)
-    host = r.choice(_FIREWALLS)
-    pri = 16 * 8 + msg.severity_code
-    dev = t.strftime("%Y-%m-%d %H:%M:%S")
-    bracketed = f"[{dev}] EFW: {cats}: {body}"
-    if shape in ("bracketed", "raw-ids", "json-log"):
-        line = f"<{pri}>{bracketed}"
-        return encode({"log": line}).decode() if shape == "json-log" else line
-    if shape == "bare":
-        return bracketed
-    if shape in ("rfc3164", "json-message"):
-        line = f"<{pri}>{_MONTHS[t.month - 1]} {t.day:2d} {t:%H:%M:%S} {host} {bracketed}"
-        if shape == "json-message":
-            return encode({"message": line, "host": host, "@timestamp": t.isoformat()}).decode()
-        return line
-    if shape == "rfc5424":
-        stamp = f"{t:%Y-%m-%dT%H:%M:%S}.{t.microsecond // 1000:03d}Z"
-        return f"<{pri}>1 {stamp} {host} EFW - - - {cats}: {body}"
-    if shape == "receiver":
-        level = ("Emerg", "Alert", "Crit", "Error", "Warning", "Notice", "Info", "Debug")
-        return f"{t:%Y-%m-%d %H:%M:%S}\tLocal0.{level[msg.severity_code]}\t{host}\t{bracketed}"
-    if shape == "syslog-ng":
-        return encode({"MESSAGE": bracketed, "HOST": host, "PROGRAM": "EFW"}).decode()
-    if shape == "rsyslog":
-        raw = f"<{pri}>{bracketed}"
-        return encode({
-            "msg": f" {cats}: {body}", "rawmsg": raw, "hostname": host,
-            "timereported": t.strftime("%Y-%m-%dT%H:%M:%SZ"), "pri": str(pri),
-            "syslogtag": "EFW:", "programname": "EFW",
-        }).decode()
-    if shape == "split":
-        record: dict[str, str] = {"@timestamp": t.strftime("%Y-%m-%dT%H:%M:%SZ"), "host": host}
-        record.update((k, _unquote(v)) for k, v in pairs)
-        return encode(record).decode()
-    if shape == "rfc3164-plain":
-        return f"<{pri}>{_MONTHS[t.month - 1]} {t.day:2d} {t:%H:%M:%S} {host} EFW: {cats}: {body}"
-    if shape == "kv-only":
-        return body
-    raise AssertionError(shape)
-
-
-# -- the wild mix ------------------------------------------------------------------------------
-#
-# Everything above writes the clean corpus, and its output must not change: the tests and
-# the benchmark compare against it. What follows writes what a real site sends in a day.
+from ..catalog import Catalog, Message
+from .clean import FIREWALLS, JSON_SHAPES, LOCAL_V4, MONTHS, SHAPES, Gen, unquote
 
 WILD_SHAPES = (
     "bracketed", "bare", "rfc3164", "rfc3164-plain", "rfc5424", "receiver", "kv-only",
@@ -336,7 +119,7 @@ def samples(catalog: Catalog, count: int, seed: int = 1, shapes: tuple[str, ...]
         raise ValueError(f"{kinds[0]!r} is a kind of record: it takes no other variant")
     if len([v for v in variants if v in _BOOL_VARIANTS]) > 1:
         raise ValueError("a line carries one spelling of booleans")
-    g = _Gen(seed)
+    g = Gen(seed)
     w = _Wild(g, catalog, msgspec.json.Encoder().encode)
     t0 = start or datetime(2026, 11, 26, 10, 0, 0, tzinfo=timezone.utc)
     if variants:
@@ -365,7 +148,7 @@ def samples(catalog: Catalog, count: int, seed: int = 1, shapes: tuple[str, ...]
 
 
 class _Wild:
-    def __init__(self, g: _Gen, catalog: Catalog, encode):
+    def __init__(self, g: Gen, catalog: Catalog, encode):
         self.g = g
         self.r = g.r
         self.encode = encode
@@ -476,7 +259,7 @@ class _Wild:
         which = r.choice(("conn-open", "conn-close", "conn-close", "alg", "netcon", "system",
                           "reassembly"))
         if which.startswith("conn"):
-            nat = r.choice(_LOCAL_V4)
+            nat = r.choice(LOCAL_V4)
             sport, dport = str(r.randrange(1024, 65536)), r.choice(("443", "80", "53", "22"))
             proto = "UDP" if dport == "53" else "TCP"
             opening = which == "conn-open"
@@ -537,7 +320,7 @@ class _Wild:
             ("postfix/smtpd", f"connect from unknown[{g.v4()}]", 22),
         ))
         tag = prog if prog == "kernel" else f"{prog}[{pid}]"
-        bsd = f"{_MONTHS[t.month - 1]} {t.day:2d} {t:%H:%M:%S}"
+        bsd = f"{MONTHS[t.month - 1]} {t.day:2d} {t:%H:%M:%S}"
         iso = f"{t:%Y-%m-%dT%H:%M:%S}.{t.microsecond // 1000:03d}Z"
         stamp = t.strftime("%Y-%m-%dT%H:%M:%SZ")
         plain = f"<{pri}>{bsd} {host} {tag}: {text}"
@@ -571,11 +354,11 @@ class _Wild:
               pri: int, severity: int, variants: tuple[str, ...]) -> str:
         """The pairs as a line (or a record) of the given shape."""
         r = self.r
-        host = r.choice(_FIREWALLS)
+        host = r.choice(FIREWALLS)
         stamp = t.strftime("%Y-%m-%dT%H:%M:%SZ")
         if shape == "split":
             record: dict[str, str] = {"@timestamp": stamp, "host": host}
-            record.update((k, _unquote(v)) for k, v in pairs)
+            record.update((k, unquote(v)) for k, v in pairs)
             return self.encode(record).decode()
         seps = [" "] * (len(pairs) - 1)
         if "double-space" in variants and seps:
@@ -586,7 +369,7 @@ class _Wild:
             body += r.choice((" ", " ", "  "))
         cats = ",".join(categories)
         dev = t.strftime("%Y-%m-%d %H:%M:%S")
-        bsd = f"{_MONTHS[t.month - 1]} {t.day:2d} {t:%H:%M:%S}"
+        bsd = f"{MONTHS[t.month - 1]} {t.day:2d} {t:%H:%M:%S}"
         iso = f"{t:%Y-%m-%dT%H:%M:%S}.{t.microsecond // 1000:03d}Z"
         bracketed = f"[{dev}] EFW: {cats}: {body}"
         if shape in ("json-log", "json-message"):
