@@ -49,7 +49,7 @@ except ImportError:  # a source checkout that was not installed
 
 import msgspec  # noqa: E402
 
-from ikefilter import catalog, generate# noqa: E402
+from ikefilter import catalog, generate  # noqa: E402
 from ikefilter.adapters.forward.protocol import encode_packed_forward, event_time  # noqa: E402
 from ikefilter.adapters.msgpack_stream import object_ends  # noqa: E402
 

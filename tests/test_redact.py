@@ -12,8 +12,8 @@ from ikefilter import app, catalog, generate
 from ikefilter.config import loads
 from ikefilter.ecs import Event
 from ikefilter.host import PluginError
-from ikefilter.plugins.redact import MASK
 from ikefilter.plugins.pseudonym import CryptoPAn
+from ikefilter.plugins.redact import MASK
 
 KEY_ENV = "IKEFILTER_TEST_REDACT_KEY"
 SECRET = "correct horse battery staple"
@@ -293,8 +293,8 @@ def test_pseudonyms_are_cached():
 
 
 def test_token_function_gives_keyed_token():
-    from ikefilter.plugins.redact import token_function
     from ikefilter.plugins.pseudonym import keyed_token
+    from ikefilter.plugins.redact import token_function
 
     for key in (b"k", SECRET.encode(), b"x" * 100):
         token = token_function(key, 16)

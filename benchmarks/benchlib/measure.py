@@ -46,7 +46,8 @@ PATH_NAMES = tuple(p.name for p in PATHS)
 
 
 def forward_protocol():
-    """``ikefilter.adapters.forward.protocol``, or raise ModuleNotFoundError naming what is missing."""
+    """``ikefilter.adapters.forward.protocol``, or raise ModuleNotFoundError naming what is
+    missing."""
     from ikefilter.adapters.forward import protocol
 
     if not hasattr(protocol, "decode_frame"):
