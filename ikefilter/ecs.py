@@ -239,11 +239,6 @@ def observer(hostname: str | None = None) -> Observer:
 ECS = Ecs(ECS_VERSION)
 
 
-def ecs_block() -> Ecs:
-    """``ecs.*``: one frozen value shared by every event."""
-    return ECS
-
-
 # Tags written by the core.
 TAG_PARSE_FAILURE = "ikefilter_parse_failure"
 TAG_UNKNOWN_MESSAGE = "ikefilter_unknown_message"
