@@ -264,7 +264,9 @@ def count_lines(path: Path) -> int:
 
 def send_tcp(port: int, lines: list[str]) -> None:
     payload = "".join(line + "\n" for line in lines).encode()
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+    # sendall's timeout bounds the whole send, and a daemon under flow control takes the
+    # lines only as fast as it parses them: on a busy machine that is well over 10 s.
+    with socket.create_connection(("127.0.0.1", port), timeout=120) as sock:
         sock.sendall(payload)
 
 
