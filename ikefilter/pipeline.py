@@ -77,6 +77,7 @@ class Pipeline:
         max_line: int = DEFAULT_MAX_LINE,
         max_depth: int = DEFAULT_MAX_DEPTH,
         fast: bool = True,
+        render: Callable[[list[Output]], list[Output]] | None = None,
     ):
         """:param max_line: longest line kept whole, in bytes (characters for ``str``
             lines and for a record's line); a longer one is cut to it and tagged.
@@ -84,12 +85,15 @@ class Pipeline:
             failure (``ikefilter_parse_failure``), never decoded.
         :param fast: split the lines of a batch together (:mod:`ikefilter.fastlane`); off,
             every line is split on its own (same output).
+        :param render: called once per batch on the output after the site stages and the
+            counts (:func:`ikefilter.ocsf.renderer`: the OCSF profile); None writes ECS.
         """
         if max_line < 1 or max_depth < 1:
             raise ValueError("max_line and max_depth must be at least 1")
         self.catalog = catalog or load_catalog()
         self.normalizer = Normalizer(self.catalog, severity_dialect, keep_original)
         self.stages = stages
+        self.render = render
         self.source_keys = tuple(source_keys)
         self.non_clavister = non_clavister
         self.max_line = max_line
@@ -439,7 +443,7 @@ class Pipeline:
                          if tags is not None and tags != _PLAIN_TAGS and _failure_tagged(tags))
         stats.tagged += tagged
         stats.passthrough += written - events
-        return out
+        return out if self.render is None else self.render(out)
 
 
 def _place(events: list, index: Sequence[int], out: list, rest: list[int],

@@ -60,6 +60,7 @@ def _fields(struct: type) -> list[str]:
     ("`[ikefilter]`", config.Core),
     ("`[redact]`: the built-in redaction plugin", config.Redact),
     ("`[[severity.rule]]`: the built-in severity remapping", config.SeverityRule),
+    ("`[output]`: the documents written", config.Output),
 ])
 def test_every_config_key_is_in_the_config_guide(table, struct):
     doc = sections(CONFIG_MD.read_text("utf-8"))
