@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from ._toml import TOMLDecodeError, load_toml
+from .ocsf import Schema
 from .record import DEFAULT_SOURCE_KEYS
 from .records import DEFAULT_MAX_DEPTH, DEFAULT_MAX_LINE
 from .severity import code_of
@@ -118,12 +119,19 @@ class Severity(_Table):
     rule: list[SeverityRule] = []
 
 
+class Output(_Table):
+    """``[output]``: the schema of the documents written (``--schema`` wins over it)."""
+
+    schema: Schema = "ecs"
+
+
 class SiteConfig(_Table):
     """The whole site config. ``plugins`` holds one table per site plugin, by name."""
 
     ikefilter: Core = msgspec.field(default_factory=Core)
     redact: Redact = msgspec.field(default_factory=Redact)
     severity: Severity = msgspec.field(default_factory=Severity)
+    output: Output = msgspec.field(default_factory=Output)
     plugins: dict[str, dict[str, Any]] = {}
 
 

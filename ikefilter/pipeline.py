@@ -66,6 +66,7 @@ class Pipeline:
         max_depth: int = DEFAULT_MAX_DEPTH,
         fast: bool = True,
         site: object = None,
+        render: Callable[[list[Output]], list[Output]] | None = None,
     ):
         """:param max_line: longest line kept whole, in bytes (characters for ``str``
             lines and for a record's line); a longer one is cut to it and tagged.
@@ -75,6 +76,8 @@ class Pipeline:
             every line is split on its own (same output).
         :param site: the configured plugins behind ``stages``
             (:class:`~ikefilter.host.Site`), kept for whoever closes them at exit.
+        :param render: called once per batch on the output after the site stages and the
+            counts (:func:`ikefilter.ocsf.renderer`: the OCSF profile); None writes ECS.
         """
         if max_line < 1 or max_depth < 1:
             raise ValueError("max_line and max_depth must be at least 1")
@@ -82,6 +85,7 @@ class Pipeline:
         self.normalizer = Normalizer(self.catalog, severity_dialect, keep_original)
         self.stages = stages
         self.site = site
+        self.render = render
         self.source_keys = tuple(source_keys)
         self.non_clavister = non_clavister
         self.max_line = max_line
@@ -264,7 +268,7 @@ class Pipeline:
                          if tags is not None and tags != _PLAIN_TAGS and _failure_tagged(tags))
         stats.tagged += tagged
         stats.passthrough += written - events
-        return out
+        return out if self.render is None else self.render(out)
 
 
 def _place(events: list, index: Sequence[int], out: list, rest: list[int],
