@@ -96,6 +96,7 @@ def build_pipeline(
         "keep_original": site.keep_original,
         "max_line": core.max_line,
         "max_depth": core.max_depth,
+        "derive": site.runner.derive,
     }
     options.update(overrides)
     pipeline = Pipeline(**options)

@@ -38,7 +38,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if stats and not Path(stats).resolve().parent.is_dir():
         print(f"ikefilter run: --stats {stats}: no such directory", file=sys.stderr)
         return 2
-    pipeline = app.make_pipeline(args)
+    pipeline = app.make_pipeline(args, write_derived=True)  # a stream: derived events fit
     progress = lines.Progress(bool(args.files) and lines.stderr_is_terminal())
     try:
         if "msgpack" in (args.input_format, args.output_format):

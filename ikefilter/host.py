@@ -38,6 +38,7 @@ from . import __version__, ecs, hookspecs
 from .config import ConfigError, PipelineInfo, SiteConfig
 from .config import convert as convert_config
 from .config import load as load_config
+from .derived import Deriver
 from .pipeline import TAG_INTERNAL_ERROR, Stats
 
 log = logging.getLogger("ikefilter")
@@ -50,6 +51,7 @@ HOOK_PREFIX = "ikefilter_"
 BUILTIN_PLUGINS = {
     "redact": "ikefilter.plugins.redact:RedactPlugin",
     "severity": "ikefilter.plugins.severity:SeverityPlugin",
+    "tunnels": "ikefilter.plugins.tunnels:TunnelsPlugin",
 }
 
 TAG_ENRICH_FAILURE = "ikefilter_enrich_failure"
@@ -445,6 +447,7 @@ class StageRunner:
         self._unconfigure = list(unconfigure)
         self._reported: set[tuple[str, str]] = set()
         self._closed = False
+        self.derive: Deriver | None = None  # the ikefilter_derive plugins, when any
 
     @classmethod
     def from_manager(cls, pm: pluggy.PluginManager, *, redaction: bool = False,
@@ -458,7 +461,10 @@ class StageRunner:
             _Impl(impl.plugin_name, lambda impl=impl: _call(impl, config=config))
             for impl in hook_impls(pm, "ikefilter_unconfigure")
         ]
-        return cls(stages, redaction=redaction, quarantine=quarantine, unconfigure=unconfigure)
+        runner = cls(stages, redaction=redaction, quarantine=quarantine, unconfigure=unconfigure)
+        derive = [(i.plugin_name, _bind(i).call) for i in hook_impls(pm, "ikefilter_derive")]
+        runner.derive = Deriver(runner, derive) if derive else None
+        return runner
 
     def bind(self, stats: Stats) -> None:
         """Count into ``stats`` (the pipeline's) from now on."""

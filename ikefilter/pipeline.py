@@ -49,6 +49,7 @@ class Stats(msgspec.Struct):
     tagged: int = 0
     passthrough: int = 0
     dropped_by_rule: dict[str, int] = msgspec.field(default_factory=dict)
+    derived: int = 0  # events plugins made (summaries, alerts): in + derived = out + ...
 
 
 Stage = Callable[[list[ecs.Event]], list[ecs.Event | None]]
@@ -77,6 +78,8 @@ class Pipeline:
         max_line: int = DEFAULT_MAX_LINE,
         max_depth: int = DEFAULT_MAX_DEPTH,
         fast: bool = True,
+        derive: Callable[[list, Stats, bool], list] | None = None,
+        write_derived: bool = False,
     ):
         """:param max_line: longest line kept whole, in bytes (characters for ``str``
             lines and for a record's line); a longer one is cut to it and tagged.
@@ -95,6 +98,7 @@ class Pipeline:
         self.max_line = max_line
         self.max_depth = max_depth
         self.stats = Stats()
+        self.derive, self.write_derived = derive, write_derived  # ikefilter.derived.Deriver
         self._faults_logged: set[str] = set()
         self._record_decoder = msgspec.json.Decoder(dict)
         self._text_record_decoder = msgspec.json.Decoder(dict[str, str])
@@ -439,6 +443,8 @@ class Pipeline:
                          if tags is not None and tags != _PLAIN_TAGS and _failure_tagged(tags))
         stats.tagged += tagged
         stats.passthrough += written - events
+        if self.derive is not None:
+            out = self.derive(out, stats, self.write_derived)
         return out
 
 
