@@ -11,7 +11,7 @@ from pathlib import Path
 
 import msgspec
 
-from . import __version__, app, catalog, generate, lines
+from . import __version__, app, catalog, generate, generate_sessions, lines
 
 log = logging.getLogger("ikefilter")
 
@@ -57,6 +57,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     """Print realistic synthetic lines for every catalog message in every wire shape."""
+    if args.sessions is not None:
+        return generate_sessions.command(args)
     shapes = tuple(args.shape) if args.shape else None
     variants = tuple(args.variant or ())
     try:
@@ -176,6 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="VARIANT", help="every line carries this variant and no other "
                    "(repeatable; listed below); not with --mix wild")
     p.add_argument("--catalog", help="a built catalog JSON (default: the shipped one)")
+    p.add_argument("--sessions", type=_count, metavar="PEERS", help="instead: a day of "
+                   "tunnel sessions of this many peers, in time order (docs/tunnels.md)")
+    p.add_argument("--truth", metavar="FILE", help="with --sessions: write the day's ground "
+                   "truth (every tunnel, the flapping peers) as JSON")
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("catalog", help="build or show the message catalog")
