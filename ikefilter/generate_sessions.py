@@ -314,12 +314,14 @@ class _Day:
 
 
 def day(catalog: Catalog, peers: int = 100, seed: int = 1, start: datetime | None = None,
-        flap_count: int = 3, flap_window: int = 600) -> tuple[Iterator[str], Truth]:
+        flap_count: int = 3, flap_window: int = 600, road_warriors: float = 0.6,
+        ) -> tuple[Iterator[str], Truth]:
     """A day of ``peers`` peers' tunnels as lines (in the order a collector gets them), and
     its truth for flapping defined as ``flap_count`` downs within ``flap_window`` seconds.
 
     Most peers are sites and road warriors; about one in fifty flaps (at least one), as many
-    nearly do. The lines are made up front (the truth needs all of them); they are rendered
+    nearly do; ``road_warriors`` is the share of the rest that are users on the road (the
+    others are sites). The lines are made up front (the truth needs all of them); they are rendered
     as they are read.
     """
     if peers < 2:
@@ -337,7 +339,7 @@ def day(catalog: Catalog, peers: int = 100, seed: int = 1, start: datetime | Non
         near.append(peer)
         streams.append(out)
     for n in range(peers - 2 * flaky):
-        streams.append(d.site(n) if d.r.random() < 0.4 else d.road_warrior(n))
+        streams.append(d.road_warrior(n) if d.r.random() < road_warriors else d.site(n))
         if d.r.random() < 0.1:
             streams.append(d.stranger())
     for out in streams:
