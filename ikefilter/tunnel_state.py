@@ -546,6 +546,14 @@ class Tracker:
               ev: ecs.Event | None) -> None:
         if not peer[1]:
             return
+        window = self.flap_window
+        peers = self.peers
+        # Least recently down first: a peer whose last down left the window is forgotten.
+        while peers:
+            first = next(iter(peers.values()))
+            if first.downs[-1] > t - window:
+                break
+            peers.popitem(last=False)
         p = self.peers.get(peer)
         if p is None:
             p = self.peers[peer] = Peer()
@@ -553,7 +561,6 @@ class Tracker:
                 self.peers.popitem(last=False)
         else:
             self.peers.move_to_end(peer)
-        window = self.flap_window
         downs = [d for d in p.downs if d > t - window]
         downs.append(t)
         p.downs = downs[-self.flap_count:]
