@@ -106,6 +106,7 @@ def build_pipeline(
         "max_depth": core.max_depth,
         "site": site,
         "render": ocsf.renderer(schema),
+        "derive": site.runner.derive,
     }
     options.update(overrides)
     pipeline = Pipeline(**options)
@@ -124,9 +125,10 @@ def report_stats(pipeline: Pipeline, args: argparse.Namespace) -> None:
         site.runner.close()
     s = pipeline.stats
     log.info(
-        "in=%d out=%d dropped=%d quarantined=%d tagged=%d passthrough=%d dropped_by_rule=%s",
+        "in=%d out=%d dropped=%d quarantined=%d tagged=%d passthrough=%d dropped_by_rule=%s"
+        " derived=%d",
         s.in_, s.out, s.dropped, s.quarantined, s.tagged, s.passthrough,
-        msgspec.json.encode(s.dropped_by_rule).decode(),
+        msgspec.json.encode(s.dropped_by_rule).decode(), s.derived,
     )
     path = getattr(args, "stats", None)
     if path:

@@ -58,6 +58,10 @@ class EventFields(_S):
     reason: str | None = None
     severity: int | None = None
     original: str | None = None
+    # RFC 3339 UTC and nanoseconds: a tunnel's span, on the events that close or sum it up
+    start: str | None = None
+    end: str | None = None
+    duration: int | None = None
 
 
 class Interface(_S):
@@ -146,6 +150,21 @@ class Limit(_S):
     max: int | None = None
 
 
+class Tunnel(_S):
+    """``clavister.tunnel.*``: the tunnel session an event belongs to (the ``tunnels`` plugin)."""
+
+    id: str | None = None
+    state: str | None = None
+    age: int | None = None  # seconds since the tunnel came up, at this event
+    rekeys: int | None = None
+    ipsec_sas: int | None = None
+    ipsec_rekeys: int | None = None
+    close_reason: str | None = None
+    partial: bool | None = None  # its start was not seen: start and duration are lower bounds
+    out_of_order: bool | None = None
+    flaps: int | None = None
+
+
 class Clavister(_S):
     """Vendor fields: what ECS has no place for, and everything the catalog does not list."""
 
@@ -160,6 +179,7 @@ class Clavister(_S):
     ipsec: Ipsec | None = None
     ip_pool: IpPool | None = None
     limit: Limit | None = None
+    tunnel: Tunnel | None = None
     extra: dict[str, str] | None = None
 
 

@@ -67,6 +67,8 @@ class Pipeline:
         fast: bool = True,
         site: object = None,
         render: Callable[[list[Output]], list[Output]] | None = None,
+        derive: Callable[[list, Stats, bool], list] | None = None,
+        write_derived: bool = False,
     ):
         """:param max_line: longest line kept whole, in bytes (characters for ``str``
             lines and for a record's line); a longer one is cut to it and tagged.
@@ -93,6 +95,7 @@ class Pipeline:
         self.stats = Stats()
         self.reader = Reader(self.normalizer, self.source_keys, non_clavister, max_line,
                              max_depth)
+        self.derive, self.write_derived = derive, write_derived  # ikefilter.host.derived.Deriver
         self._faults_logged: set[str] = set()
         self.lane = Lane(self.normalizer.builders) if fast else None
 
@@ -268,6 +271,8 @@ class Pipeline:
                          if tags is not None and tags != _PLAIN_TAGS and _failure_tagged(tags))
         stats.tagged += tagged
         stats.passthrough += written - events
+        if self.derive is not None:
+            out = self.derive(out, stats, self.write_derived)
         return out if self.render is None else self.render(out)
 
 

@@ -15,3 +15,4 @@ class Stats(msgspec.Struct):
     tagged: int = 0
     passthrough: int = 0
     dropped_by_rule: dict[str, int] = msgspec.field(default_factory=dict)
+    derived: int = 0  # events plugins made (summaries, alerts): in + derived = out + ...
