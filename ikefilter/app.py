@@ -19,6 +19,7 @@ from .catalog import load as load_catalog
 from .config import ConfigError, SiteConfig
 from .config import load as load_config
 from .pipeline import Pipeline
+from .shaping import Shaping
 
 log = logging.getLogger("ikefilter")
 
@@ -96,6 +97,7 @@ def build_pipeline(
         "keep_original": site.keep_original,
         "max_line": core.max_line,
         "max_depth": core.max_depth,
+        "shaping": Shaping(site.config.time, site.config.ecs),
     }
     options.update(overrides)
     pipeline = Pipeline(**options)

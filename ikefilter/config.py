@@ -17,6 +17,7 @@ import msgspec
 from ._toml import TOMLDecodeError, load_toml
 from .pipeline import DEFAULT_MAX_DEPTH, DEFAULT_MAX_LINE, DEFAULT_SOURCE_KEYS
 from .severity import code_of
+from .shaping import EcsTable, TimeTable
 
 IpMode = Literal["keep", "mask", "hmac", "truncate", "cryptopan"]
 IdentityMode = Literal["keep", "mask", "hmac"]
@@ -123,6 +124,8 @@ class SiteConfig(_Table):
     ikefilter: Core = msgspec.field(default_factory=Core)
     redact: Redact = msgspec.field(default_factory=Redact)
     severity: Severity = msgspec.field(default_factory=Severity)
+    time: TimeTable = msgspec.field(default_factory=TimeTable)
+    ecs: EcsTable = msgspec.field(default_factory=EcsTable)
     plugins: dict[str, dict[str, Any]] = {}
 
 

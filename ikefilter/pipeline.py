@@ -26,6 +26,7 @@ from .catalog import load as load_catalog
 from .fastlane import NOT_OURS, Lane
 from .normalize import Normalizer, SeverityDialect
 from .record import DEFAULT_SOURCE_KEYS, RECORD_META, record_host, record_pri, record_time
+from .shaping import DEFAULT, Shaping
 from .wire import NOT_CLAVISTER, NotClavister, Undecodable, decode_line
 
 log = logging.getLogger("ikefilter")
@@ -77,6 +78,7 @@ class Pipeline:
         max_line: int = DEFAULT_MAX_LINE,
         max_depth: int = DEFAULT_MAX_DEPTH,
         fast: bool = True,
+        shaping: Shaping = DEFAULT,
     ):
         """:param max_line: longest line kept whole, in bytes (characters for ``str``
             lines and for a record's line); a longer one is cut to it and tagged.
@@ -84,11 +86,12 @@ class Pipeline:
             failure (``ikefilter_parse_failure``), never decoded.
         :param fast: split the lines of a batch together (:mod:`ikefilter.fastlane`); off,
             every line is split on its own (same output).
+        :param shaping: the site's ``[time]`` and ``[ecs]`` (:mod:`ikefilter.shaping`).
         """
         if max_line < 1 or max_depth < 1:
             raise ValueError("max_line and max_depth must be at least 1")
         self.catalog = catalog or load_catalog()
-        self.normalizer = Normalizer(self.catalog, severity_dialect, keep_original)
+        self.normalizer = Normalizer(self.catalog, severity_dialect, keep_original, shaping)
         self.stages = stages
         self.source_keys = tuple(source_keys)
         self.non_clavister = non_clavister
@@ -203,7 +206,7 @@ class Pipeline:
                     out[i] = self._from_record(r, when,
                                                None if originals is None else originals[i],
                                                texts_only=texts_only is not None
-                                               and texts_only[i])
+                                               and texts_only[i], ingested=now)
                 else:
                     out[i] = self._failure(_cut(repr(r), self.max_line),
                                            "record is not a mapping", when)
@@ -318,7 +321,7 @@ class Pipeline:
 
     def _from_text(self, text: str, now: str) -> Output:
         try:
-            decoded = decode_line(text)
+            decoded = decode_line(text, None, self.normalizer.local_time)
         except NotClavister as exc:
             return self._not_clavister({"message": text}, text, str(exc), now)
         except Undecodable as exc:
@@ -326,10 +329,12 @@ class Pipeline:
         return self.normalizer.normalize(decoded, now)
 
     def _from_record(self, record: dict, now: str, text: str | None,
-                     unwrap: bool = True, texts_only: bool = False) -> Output:
+                     unwrap: bool = True, texts_only: bool = False,
+                     ingested: str | None = None) -> Output:
         """The output of one record: its line's, or its split pairs' (``texts_only``: the
         values are all text), or a record that is not Clavister's; ``text``: the JSON text
-        it came as, if it came as a line."""
+        it came as, if it came as a line; ``ingested``: when it was taken in, where ``now``
+        is the shipper's time of it."""
         line = None
         for key in self.source_keys:
             value = record.get(key)
@@ -344,16 +349,16 @@ class Pipeline:
             if inner is not None and (
                     "id" in inner
                     or any(isinstance(inner.get(key), str) for key in self.source_keys)):
-                return self._from_record(inner, now, line, False, inner_texts)
+                return self._from_record(inner, now, line, False, inner_texts, ingested)
         if line is not None:
             if len(line) > self.max_line:
                 cut = line[:self.max_line]
-                result = self._from_source(record, cut, now)
+                result = self._from_source(record, cut, now, ingested)
                 # A record that is not ours goes on unchanged, as it came.
                 return result if type(result) is dict else self._truncated(result, cut, now)
-            return self._from_source(record, line, now)
+            return self._from_source(record, line, now, ingested)
         if "id" in record:
-            return self._split(record, now, text, texts_only)
+            return self._split(record, now, text, texts_only, ingested)
         why = "no Clavister line in the record"
         if self.non_clavister != "tag":
             return self._not_clavister(record, "", why, now)  # passed or dropped as is
@@ -361,7 +366,7 @@ class Pipeline:
         return self._not_clavister(record, original, why, now)
 
     def _split(self, record: dict, now: str, original: str | None,
-               texts_only: bool = False) -> ecs.Event:
+               texts_only: bool = False, ingested: str | None = None) -> ecs.Event:
         """A record whose pairs a shipper already split into fields: values that are not
         text are read as their JSON text (``texts_only``: there are none); the record's own
         keys give time, host and PRI."""
@@ -376,24 +381,25 @@ class Pipeline:
         if original is None and self.normalizer.keep_original:
             original = self._json_encoder.encode(record).decode()
         build = self.normalizer.record_builders(p.get("id"))
-        return build(p, record_pri(record), record_time(record), None, record_host(record),
-                     original, now, None)
+        return build(p, record_pri(record), record_time(record) or ingested and now, None,
+                     record_host(record), original, ingested or now, None)
 
-    def _from_source(self, record: dict, line: str, now: str) -> Output:
+    def _from_source(self, record: dict, line: str, now: str,
+                     ingested: str | None = None) -> Output:
         """A record's raw line, with the record's time, host and PRI where the line has none."""
         try:
-            decoded = decode_line(line)
+            decoded = decode_line(line, None, self.normalizer.local_time)
         except NotClavister as exc:
             return self._not_clavister(record, line, str(exc), now)
         except Undecodable as exc:
             return self._failure(line, str(exc), now)
         if decoded.time is None:
-            decoded.time = record_time(record)
+            decoded.time = record_time(record) or ingested and now
         if decoded.host is None:
             decoded.host = record_host(record)
         if decoded.pri is None:
             decoded.pri = record_pri(record)
-        return self.normalizer.normalize(decoded, now)
+        return self.normalizer.normalize(decoded, ingested or now)
 
     def _failure(self, original: str, why: str, now: str) -> ecs.Event:
         return ecs.failure(why, ["clavister", ecs.TAG_PARSE_FAILURE], now, original)
