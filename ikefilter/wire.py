@@ -235,7 +235,7 @@ def _utc_iso(text: str) -> str | None:
                 return None
             # One form for every time written: milliseconds, cut (never rounded into the
             # next second).
-            return f"{text[:19]}.{text[20:23].ljust(3, '0') if len(text) > 20 else '000'}Z"
+            return f"{text[:19]}.{text[20:-1][:3].ljust(3, '0')}Z"
         text = text[:-1] + "+00:00"
     if not text.isascii():
         return None  # fromisoformat reads other scripts' digits; an index does not
