@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "ikefilter.host",              # plugins
     "ikefilter.forward.command",   # forward
     "ikefilter.mmexternal",        # mmexternal
+    "ikefilter.template",          # template
 )
 
 
