@@ -11,7 +11,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from ikefilter import cli, config, hookspecs
+from ikefilter import cli, config, hookspecs, shaping
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGINS_MD = ROOT / "docs" / "plugins.md"
@@ -60,6 +60,8 @@ def _fields(struct: type) -> list[str]:
     ("`[ikefilter]`", config.Core),
     ("`[redact]`: the built-in redaction plugin", config.Redact),
     ("`[[severity.rule]]`: the built-in severity remapping", config.SeverityRule),
+    ("`[time]`: times without a zone", shaping.TimeTable),
+    ("`[ecs]`: what goes into ECS fields beyond the catalog's mapping", shaping.EcsTable),
 ])
 def test_every_config_key_is_in_the_config_guide(table, struct):
     doc = sections(CONFIG_MD.read_text("utf-8"))

@@ -201,3 +201,47 @@ def test_a_value_its_mapping_refuses_is_found():
         "clavister.ip_pool.address: '3f1c0a9e' is not a ip",
         "related.ip: 'fe80::1%eth0' is not a ip",
     ]
+
+
+def test_the_curl_line_in_the_docs_loads_every_template(tmp_path):
+    """The line docs/integrations.md gives, run by bash against a stand-in for the cluster's
+    template API on loopback: each template PUT once, components first, as printed."""
+    import http.server
+    import shutil
+    import subprocess
+    import threading
+
+    if not (shutil.which("jq") and shutil.which("curl")):
+        pytest.skip("needs jq and curl")
+    text = (ROOT / "docs" / "integrations.md").read_text("utf-8")
+    (line,) = re.findall(r"^jq -r .*templates\.json .*curl .*$", text, re.M)
+    puts = []
+
+    class Api(http.server.BaseHTTPRequestHandler):
+        def do_PUT(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            puts.append((self.path, self.headers["Content-Type"], json.loads(body)))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"acknowledged":true}')
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Api)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        env = {"PATH": "/usr/bin:/bin", "ES": f"http://127.0.0.1:{server.server_port}"}
+        subprocess.run(["bash", "-c", line], cwd=ROOT, env=env, check=True, timeout=60,
+                       capture_output=True)
+    finally:
+        server.shutdown()
+    shipped = json.loads(SHIPPED.read_text())
+    expected = [(f"/_component_template/{name}", body)
+                for name, body in shipped["component_templates"].items()]
+    expected += [(f"/_index_template/{name}", body)
+                 for name, body in shipped["index_templates"].items()]
+    assert [(path, body) for path, _, body in puts] == expected
+    assert {kind for _, kind, _ in puts} == {"application/json"}
