@@ -381,7 +381,7 @@ class Pipeline:
         if original is None and self.normalizer.keep_original:
             original = self._json_encoder.encode(record).decode()
         build = self.normalizer.record_builders(p.get("id"))
-        return build(p, record_pri(record), record_time(record) or ingested and now, None,
+        return build(p, record_pri(record), record_time(record) or (ingested and now), None,
                      record_host(record), original, ingested or now, None)
 
     def _from_source(self, record: dict, line: str, now: str,
@@ -394,7 +394,7 @@ class Pipeline:
         except Undecodable as exc:
             return self._failure(line, str(exc), now)
         if decoded.time is None:
-            decoded.time = record_time(record) or ingested and now
+            decoded.time = record_time(record) or (ingested and now)
         if decoded.host is None:
             decoded.host = record_host(record)
         if decoded.pri is None:
