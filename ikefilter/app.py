@@ -19,6 +19,7 @@ from .catalog import load as load_catalog
 from .config import ConfigError, SiteConfig
 from .config import load as load_config
 from .pipeline import Pipeline
+from .shaping import Shaping
 
 log = logging.getLogger("ikefilter")
 
@@ -107,6 +108,7 @@ def build_pipeline(
         "site": site,
         "render": ocsf.renderer(schema),
         "derive": site.runner.derive,
+        "shaping": Shaping(site.config.time, site.config.ecs),
     }
     options.update(overrides)
     pipeline = Pipeline(**options)

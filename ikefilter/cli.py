@@ -10,7 +10,7 @@ from pathlib import Path
 
 import msgspec
 
-from . import __version__, app, catalog, generate, host
+from . import __version__, app, catalog, generate, host, template
 from .adapters import batching, lines, mmexternal
 from .adapters.forward import command as forward_command
 from .config import ConfigError, SiteConfig
@@ -228,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     forward_command.register(sub)
     mmexternal.register(sub)
+    template.register(sub)
     return parser
 
 

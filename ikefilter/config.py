@@ -19,6 +19,7 @@ from .ocsf import Schema
 from .record import DEFAULT_SOURCE_KEYS
 from .records import DEFAULT_MAX_DEPTH, DEFAULT_MAX_LINE
 from .severity import code_of
+from .shaping import EcsTable, TimeTable
 
 IpMode = Literal["keep", "mask", "hmac", "truncate", "cryptopan"]
 IdentityMode = Literal["keep", "mask", "hmac"]
@@ -132,6 +133,8 @@ class SiteConfig(_Table):
     redact: Redact = msgspec.field(default_factory=Redact)
     severity: Severity = msgspec.field(default_factory=Severity)
     output: Output = msgspec.field(default_factory=Output)
+    time: TimeTable = msgspec.field(default_factory=TimeTable)
+    ecs: EcsTable = msgspec.field(default_factory=EcsTable)
     plugins: dict[str, dict[str, Any]] = {}
 
 

@@ -16,6 +16,7 @@ carries its tags in ``metadata.labels`` and the line in ``raw_data`` where it wa
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any, Literal, get_args
@@ -40,6 +41,8 @@ UNKNOWN_DIRECTION = (0, "Unknown")
 PROTOCOL_NUMBERS = {"tcp": 6, "udp": 17, "esp": 50, "ah": 51, "icmp": 1, "ipv6-icmp": 58}
 IP_VERSIONS = {"ipv4": 4, "ipv6": 6}
 OBSERVABLE_IP = (2, "IP Address")
+# OCSF's email_t, as the 1.8 dictionary defines it
+EMAIL = re.compile(r"^[a-zA-Z0-9!#$%&'*+-/=?^_`{|}~.]+@[a-zA-Z0-9-]+\.[a-zA-Z0-9-.]+$")
 OBSERVABLE_USER = (4, "User Name")
 
 # ECS geo.* and as.* to OCSF location and autonomous_system
@@ -202,6 +205,9 @@ class Renderer:
                                     "profiles": PROFILES, "log_name": ev.get("dataset")}
         if ev.get("code") is not None:
             metadata["event_code"] = ev["code"]
+        ingested = ev.pop("ingested", None)
+        if ingested is not None:  # when this event was taken in: ECS event.ingested
+            metadata["processed_time"], metadata["processed_time_dt"] = self._time(ingested)
         if log.get("level"):
             metadata["log_level"] = log.pop("level")
         tags = d.pop("tags", None)
@@ -230,6 +236,7 @@ class Renderer:
             d["log"] = log
         d.pop("related", None)  # every IP and user of the event: observables hold them
         d.pop("ecs", None)
+        d.pop("data_stream", None)  # where Elasticsearch files an ECS document
         if d:
             doc.unmapped = d
         return doc
@@ -356,7 +363,11 @@ def _user(d: dict) -> dict | None:
     user = d.get("user")
     if not user:
         return None
+    # A pseudonym (redaction) is no e-mail address: it stays under ``unmapped``.
+    bad = "email" in user and not EMAIL.match(user["email"])
+    kept = {"email": user.pop("email")} if bad else {}
     out = {name: user.pop(key) for key, name in USER if key in user}
+    user.update(kept)
     _prune(d, "user")
     return out if ("name" in out or "uid" in out) else None
 

@@ -33,6 +33,7 @@ from .records import (
     Reader,
     cut,
 )
+from .shaping import DEFAULT, Shaping
 from .stats import Stats
 from .wire import NOT_CLAVISTER
 
@@ -69,6 +70,7 @@ class Pipeline:
         render: Callable[[list[Output]], list[Output]] | None = None,
         derive: Callable[[list, Stats, bool], list] | None = None,
         write_derived: bool = False,
+        shaping: Shaping = DEFAULT,
     ):
         """:param max_line: longest line kept whole, in bytes (characters for ``str``
             lines and for a record's line); a longer one is cut to it and tagged.
@@ -80,11 +82,12 @@ class Pipeline:
             (:class:`~ikefilter.host.Site`), kept for whoever closes them at exit.
         :param render: called once per batch on the output after the site stages and the
             counts (:func:`ikefilter.ocsf.renderer`: the OCSF profile); None writes ECS.
+        :param shaping: the site's ``[time]`` and ``[ecs]`` (:mod:`ikefilter.shaping`).
         """
         if max_line < 1 or max_depth < 1:
             raise ValueError("max_line and max_depth must be at least 1")
         self.catalog = catalog or load_catalog()
-        self.normalizer = Normalizer(self.catalog, severity_dialect, keep_original)
+        self.normalizer = Normalizer(self.catalog, severity_dialect, keep_original, shaping)
         self.stages = stages
         self.site = site
         self.render = render
@@ -200,7 +203,7 @@ class Pipeline:
                     out[i] = self.reader.from_record(r, when,
                                                None if originals is None else originals[i],
                                                texts_only=texts_only is not None
-                                               and texts_only[i])
+                                               and texts_only[i], ingested=now)
                 else:
                     out[i] = self.reader.failure(cut(repr(r), self.max_line),
                                            "record is not a mapping", when)

@@ -11,7 +11,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from ikefilter import app, catalog, cli, config, hookspecs, ocsf_mapping
+from ikefilter import app, catalog, cli, config, ecs, hookspecs, ocsf_mapping, shaping
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGINS_MD = ROOT / "docs" / "plugins.md"
@@ -61,6 +61,8 @@ def _fields(struct: type) -> list[str]:
     ("`[redact]`: the built-in redaction plugin", config.Redact),
     ("`[[severity.rule]]`: the built-in severity remapping", config.SeverityRule),
     ("`[output]`: the documents written", config.Output),
+    ("`[time]`: times without a zone", shaping.TimeTable),
+    ("`[ecs]`: what goes into ECS fields beyond the catalog's mapping", shaping.EcsTable),
 ])
 def test_every_config_key_is_in_the_config_guide(table, struct):
     doc = sections(CONFIG_MD.read_text("utf-8"))
@@ -105,6 +107,7 @@ def test_the_guide_example_plugin_works_as_written(tmp_path, capsysbinary, monke
 
 
 OCSF_MD = ROOT / "docs" / "ocsf.md"
+OCSF_EXAMPLE_CLOCK = "2026-11-26T10:00:05.000Z"  # the docs' examples were taken in then
 
 
 def test_the_ocsf_table_is_the_mapping():
@@ -120,7 +123,8 @@ def test_the_ocsf_table_is_the_mapping():
         assert (action, outcome) == (msg.ecs.action, msg.ecs.outcome or "none"), code
 
 
-def test_the_ocsf_examples_are_what_run_writes():
+def test_the_ocsf_examples_are_what_run_writes(monkeypatch):
+    monkeypatch.setattr(ecs, "now", lambda: OCSF_EXAMPLE_CLOCK)
     examples = re.findall(r"<!-- ocsf-example -->\n```\n(.*?)\n```\n\n```json\n(.*?)```",
                           OCSF_MD.read_text("utf-8"), re.S)
     pipeline = app.build_pipeline(entry_points=False, schema="ocsf")

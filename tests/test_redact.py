@@ -8,7 +8,7 @@ import re
 import msgspec
 import pytest
 
-from ikefilter import app, catalog, generate
+from ikefilter import app, catalog, ecs, generate
 from ikefilter.config import loads
 from ikefilter.ecs import Event
 from ikefilter.host import PluginError
@@ -182,6 +182,7 @@ def test_hmac_moves_the_token_to_address():
 
 
 def test_keyed_pseudonyms_are_stable_across_processes_and_keys_differ(monkeypatch):
+    monkeypatch.setattr(ecs, "now", lambda: "2026-11-26T12:00:00.000Z")  # event.ingested
     line = ODD_LINES[0]
     first, _ = run(config("cryptopan", "hmac"), [line])
     again, _ = run(config("cryptopan", "hmac"), [line])

@@ -142,7 +142,7 @@ def test_run_subprocess(final_newline):
     docs = check_output(proc.stdout)
     assert stats_of(proc.stderr) == expected_stats(proc.stdout)
     assert docs[0]["source"] == {"ip": "203.0.113.1", "port": 500}
-    assert docs[1]["@timestamp"] == "2026-11-26T10:00:00Z"
+    assert docs[1]["@timestamp"] == "2026-11-26T10:00:00.000Z"
     assert docs[12]["event"]["reason"] == NEAR_64K
 
 

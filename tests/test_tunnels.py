@@ -16,6 +16,7 @@ from ikefilter import app, catalog
 from ikefilter.config import ConfigError, loads
 from ikefilter.generate.sessions import Truth, day
 from ikefilter.host.derived import RULE_NOT_WRITTEN
+from ikefilter.identity import user_fields
 from ikefilter.plugins.tunnel_state import NS, TAG_FLAPPING, TAG_OUT_OF_ORDER, tunnel_id
 
 TABLE = "[plugins.tunnels]\nflap_count = 3\nflap_window = 600\n"
@@ -110,7 +111,8 @@ def test_every_closed_tunnel_is_summed_up_as_the_truth_says(generated, reported)
         if t.pool_address:
             assert s["clavister"]["ip_pool"]["address"] == t.pool_address, what
         if t.user:
-            assert s["user"]["name"] == t.user, what
+            assert user_fields(t.user, always=True) == tuple(
+                s["user"].get(k) for k in ("name", "email", "domain")), what
 
 
 def test_open_tunnels_are_held_as_the_truth_says(generated, reported):

@@ -303,6 +303,10 @@ def check_agreement(corpus: Corpus, cmds: dict, env: dict, cpu: int | None,
                         and _clock_time(a.get("@timestamp"), since)
                         and _clock_time(b.get("@timestamp"), since)):
                     b["@timestamp"] = a["@timestamp"]  # both took the time from the clock
+                if (isinstance(a, dict) and isinstance(b, dict)
+                        and _clock_time(agree.get(a, "event.ingested"), since)
+                        and _clock_time(agree.get(b, "event.ingested"), since)):
+                    b["event"]["ingested"] = a["event"]["ingested"]  # each process's clock
                 if a == b:
                     same += 1
                 else:

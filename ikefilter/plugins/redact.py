@@ -9,9 +9,11 @@ docs/config.md, `[redact]`, is the contract. Two classes of value, each with its
   (``redacted``), ``hmac``.
 
 Every copy is covered: ``source``/``destination``, ``related.ip``/``related.user``,
-``user.name``, ``clavister.ike.local_id``/``remote_id``, ``clavister.ip_pool.address``,
-the traffic selectors, ``clavister.extra`` (where an invalid value is kept raw), an
-``observer.hostname`` that is an IP, and any free text (``message`` when it is not the
+``user.name``/``email``/``domain``, ``clavister.ike.local_id``/``remote_id``,
+``clavister.ip_pool.address`` (a token goes to ``clavister.ip_pool.token``), the traffic
+selectors, ``clavister.extra`` (where an invalid value is kept raw), ``observer.ip`` (a
+token goes to ``observer.hostname``) and an ``observer.hostname`` that is an IP, and any
+free text (``message`` when it is not the
 catalog's text, ``error.message``, ``event.reason``). ``event.original`` is removed. SPIs are
 kept (they identify tunnels, not people). Addresses in ``keep_networks`` (the firewall's own)
 are kept as they are.
@@ -209,10 +211,17 @@ class RedactPlugin:
                         else:
                             ep.ip, ep.address = None, value
                 obs = ev.observer
-                if obs is not None and obs.hostname is not None:
-                    host = valid_ip(obs.hostname)
-                    if host is not None:
-                        obs.hostname = ipf(host)[0]
+                if obs is not None:
+                    if obs.hostname is not None:
+                        host = valid_ip(obs.hostname)
+                        if host is not None:
+                            obs.hostname = ipf(host)[0]
+                    if obs.ip is not None:
+                        pairs = [ip_hit(ip) or ipf(ip) for ip in obs.ip]
+                        obs.ip = [value for value, is_ip in pairs if is_ip] or None
+                        tokens = [value for value, is_ip in pairs if not is_ip]
+                        if tokens:
+                            obs.hostname = tokens[0]
             rel = ev.related
             if rel is not None:
                 if ipf is not None and rel.ip:
@@ -231,8 +240,14 @@ class RedactPlugin:
                     rel.user = users
                 if rel.ip is None and rel.user is None:
                     ev.related = None
-            if idf is not None and ev.user is not None:
-                ev.user.name = idf(ev.user.name)
+            user = ev.user
+            if idf is not None and user is not None:
+                if user.name is not None:
+                    user.name = id_hit(user.name) or idf(user.name)
+                if user.email is not None:
+                    user.email = id_hit(user.email) or idf(user.email)
+                if user.domain is not None:
+                    user.domain = id_hit(user.domain) or idf(user.domain)
             clav = ev.clavister
             if clav is not None:
                 ike = clav.ike
@@ -244,7 +259,11 @@ class RedactPlugin:
                 if ipf is not None:
                     pool = clav.ip_pool
                     if pool is not None and pool.address is not None:
-                        pool.address = ipf(pool.address)[0]
+                        value, is_ip = ip_hit(pool.address) or ipf(pool.address)
+                        if is_ip:
+                            pool.address = value
+                        else:
+                            pool.address, pool.token = None, value
                     ipsec = clav.ipsec
                     if ipsec is not None:
                         if ipsec.local_ts is not None:

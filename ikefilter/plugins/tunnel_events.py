@@ -4,6 +4,7 @@ peer's alert."""
 from __future__ import annotations
 
 from .. import ecs
+from ..identity import user_fields
 from ..severity import LEVELS
 from .tunnel_model import CLOSED, DATASET, NS, TAG_OUT_OF_ORDER, Counts, Tunnel, to_text
 
@@ -39,7 +40,8 @@ def _common(tun: Tunnel | None, peer: tuple[str, str, str], stamp: str,
         log=ecs.Log(level=LEVELS[fields.severity]), observer=ecs.observer(host),
         source=source, destination=destination,
         network=ecs.Network(transport="udp", protocol="ike", type=family),
-        user=ecs.User(tun.user) if tun is not None and tun.user else None,
+        user=ecs.User(*user_fields(tun.user, always=True))
+        if tun is not None and tun.user else None,
         related=ecs.Related(ip=list(dict.fromkeys(ips)) or None,
                             user=list(dict.fromkeys(users)) or None)
         if ips or users else None,

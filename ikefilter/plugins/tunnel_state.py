@@ -292,8 +292,10 @@ class Tracker:
         if tun is None:
             mark(self.counts, ev, self.closed.get(key) if key else None, None)
             return
-        if ev.user is not None:
-            tun.user = ev.user.name
+        user = ev.user
+        if user is not None:  # the identity as sent: an e-mail address, DOMAIN\name, a name
+            tun.user = user.email or (f"{user.domain}\\{user.name}" if user.domain and user.name
+                                      else user.name)
         self._touch(tun, t)
         mark(self.counts, ev, tun.id, UP, tunnel=tun)
 
