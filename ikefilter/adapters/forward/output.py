@@ -6,6 +6,7 @@ import contextlib
 import inspect
 import logging
 import os
+import stat
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -66,8 +67,10 @@ class FileOutput:
             self._owned = False
         else:
             self._file = open(target, "ab")  # closed by close()
-            self._owned = True
-            self._repair()
+            # only a regular file can be cut back; a device or a pipe is written as it is
+            self._owned = stat.S_ISREG(os.fstat(self._file.fileno()).st_mode)
+            if self._owned:
+                self._repair()
 
     def __call__(self, lines: bytes) -> None:
         if self._check:
@@ -115,8 +118,9 @@ class FileOutput:
                     "failed write): moved aside to %s", name, len(fragment), aside)
 
     def close(self) -> None:
-        if self._owned:
-            self._file.close()
+        if self._file is not sys.stdout.buffer:
+            with contextlib.suppress(OSError):
+                self._file.close()
 
 
 def _cut_back(file, size: int):
@@ -125,5 +129,8 @@ def _cut_back(file, size: int):
     name = file.name
     with contextlib.suppress(OSError):
         file.close()
-    os.truncate(name, size)
-    return open(name, "ab")  # noqa: SIM115 - replaces the handle closed above
+    try:
+        os.truncate(name, size)
+    finally:
+        file = open(name, "ab")  # noqa: SIM115 - replaces the handle closed above
+    return file

@@ -57,6 +57,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from ..batching import collector_paused
 from ..msgpack_framing import OverBudget
 from .admission import ConnectionCap, default_max_connections, shared_key_handshake
 from .contract import ForwardStats, Processor
@@ -353,16 +354,21 @@ class ForwardServer:
     async def _handle_frames(self, raw_frames: list[bytes], writer: asyncio.StreamWriter,
                              peer: Any = None) -> None:
         if any(len(raw) > HEAVY_FRAME or b"gzip" in raw for raw in raw_frames):
+            # walked and decoded off the loop, so that other connections go on meanwhile
             async with self._heavy:
-                await self._handle_decoded(self._decode(raw_frames, peer), writer)
+                decoded = await asyncio.to_thread(self._decode, raw_frames)
+                await self._handle_decoded(self._count(decoded, peer), writer)
         else:
-            await self._handle_decoded(self._decode(raw_frames, peer), writer)
+            await self._handle_decoded(self._count(self._decode(raw_frames), peer), writer)
 
-    def _decode(self, raw_frames: list[bytes], peer: Any) -> list[Frame]:
+    def _decode(self, raw_frames: list[bytes]) -> list[Frame | None]:
+        with collector_paused():  # the decoded objects hold no cycles
+            return [decode_frame(raw, self.max_decompressed, max_objects=self.max_objects,
+                                 max_events=self.max_events) for raw in raw_frames]
+
+    def _count(self, decoded: list[Frame | None], peer: Any) -> list[Frame]:
         frames: list[Frame] = []
-        for raw in raw_frames:
-            frame = decode_frame(raw, self.max_decompressed, max_objects=self.max_objects,
-                                 max_events=self.max_events)
+        for frame in decoded:
             if frame is None:
                 self.stats.heartbeats += 1
             else:
