@@ -126,3 +126,8 @@ def encode_lines(encoder: msgspec.json.Encoder, items: list[Any]) -> tuple[bytes
             kept[i] = ecs.failure(f"record cannot be written as JSON: {exc}",
                                   ["clavister", ecs.TAG_UNENCODABLE], now)
     return encoder.encode_lines(kept), bad
+
+
+def unwritten_reason(exc: OSError) -> str:
+    """How a refused write is counted: the reader went away, or the output failed."""
+    return "stdout_closed" if isinstance(exc, BrokenPipeError) else "not_written"

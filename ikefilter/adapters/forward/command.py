@@ -249,12 +249,8 @@ def _serve(args: argparse.Namespace, options: dict) -> int:
             stats.dropped_by_rule["invalid_forward_entry"] = forward_stats.invalid
         # out counts what was written or acked by the next hop: what the output refused or
         # the next hop never acked is counted dropped, under the reason
-        for reason, count in (("not_written", forward_stats.not_written),
-                              ("undelivered", forward_stats.undelivered)):
-            if count:
-                stats.out -= count
-                stats.dropped += count
-                stats.dropped_by_rule[reason] = count
+        stats.unwritten(forward_stats.not_written, "not_written")
+        stats.unwritten(forward_stats.undelivered, "undelivered")
         if forward_stats.not_written:
             log.error("%d events were not written (the output refused them) and not acked",
                       forward_stats.not_written)
