@@ -64,6 +64,7 @@ class Redact(_Table):
     ipv6_prefix: Prefix6 = 48
     keep_networks: list[str] = []
     token_length: TokenLength = 16
+    keep_extra: list[NonEmpty] = []
 
     def __post_init__(self) -> None:
         for text in self.keep_networks:
