@@ -34,7 +34,7 @@ from typing import Any
 import msgspec
 import pluggy
 
-from . import __version__, ecs, hookspecs
+from . import __version__, ecs, exits, hookspecs
 from .config import ConfigError, PipelineInfo, SiteConfig
 from .config import convert as convert_config
 from .config import load as load_config
@@ -660,8 +660,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         pm = build_manager([*listed, *args.plugin], disabled)
         owners = claim_tables(pm, config, args.config, disabled)
     except (ConfigError, PluginError) as exc:
-        print(f"ikefilter: error: {exc}", file=sys.stderr)
-        return 2
+        raise exits.Failure(exits.USAGE, str(exc)) from None
     rows = describe(pm, owners)
     if args.json:
         sys.stdout.buffer.write(msgspec.json.encode(rows) + b"\n")

@@ -19,6 +19,7 @@ from typing import BinaryIO
 import msgspec
 
 from .pipeline import Pipeline
+from .sniff import text_batches
 
 CHUNK = 65536
 
@@ -141,7 +142,7 @@ def run(pipeline: Pipeline, sources: Iterable[BinaryIO], out: BinaryIO,
     encoder = msgspec.json.Encoder()
     write, flush = out.write, out.flush
     for source in sources:
-        for batch in iter_batches(source, max_line=pipeline.max_line):
+        for batch in text_batches(iter_batches(source, max_line=pipeline.max_line), source):
             with whole_batch(), collector_paused():
                 results = pipeline.process_lines(batch)
                 write(encoder.encode_lines([r for r in results if r is not None]))

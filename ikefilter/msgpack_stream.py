@@ -10,7 +10,7 @@ msgspec has no streaming unpacker: :func:`object_ends` walks the msgpack headers
 each complete object in the buffer ends (skipping ``str``/``bin`` payloads by their length),
 then all complete objects are decoded in one call behind an array header. A batch is what one
 read returned: at most 64 KiB, never waiting for more input. A byte that cannot start a
-msgpack object ends the run (exit status 1) once everything before it is answered: past it,
+msgpack object ends the run (exit status 3) once everything before it is answered: past it,
 the stream cannot be framed again.
 """
 
@@ -22,9 +22,11 @@ from typing import BinaryIO
 
 import msgspec
 
+from . import exits
 from .forward.protocol import FrameError, array_prefix, walk
 from .lines import CHUNK, collector_paused, iter_batches, whole_batch
 from .pipeline import Pipeline
+from .sniff import refuse_non_map, text_batches
 
 log = logging.getLogger("ikefilter")
 
@@ -167,15 +169,12 @@ def run(pipeline: Pipeline, source: BinaryIO, out: BinaryIO, *,
         batches = iter_records(source)
         process = pipeline.process_records
     else:
-        batches = iter_batches(source, max_line=pipeline.max_line)
+        batches = text_batches(iter_batches(source, max_line=pipeline.max_line), source)
         process = pipeline.process_lines
     try:
         for n, batch in enumerate(batches):
-            if n == 0 and input_format == "msgpack" and batch and type(batch[0]) is not dict:
-                # A stream of maps begins with one: text or JSON lines read as msgpack make
-                # a run of small integers, never a record.
-                raise StreamError(
-                    f"its first object is not a map ({type(batch[0]).__name__})")
+            if n == 0 and input_format == "msgpack" and batch:
+                refuse_non_map(batch[0])
             with whole_batch(), collector_paused():
                 results = [r for r in process(batch) if r is not None]
                 if results:
@@ -188,5 +187,4 @@ def run(pipeline: Pipeline, source: BinaryIO, out: BinaryIO, *,
                     flush()
     except StreamError as exc:
         flush()
-        log.error("input is not a msgpack stream: %s", exc)
-        raise SystemExit(1) from None
+        raise exits.Failure(exits.INPUT, f"input is not a msgpack stream: {exc}") from None

@@ -437,12 +437,12 @@ def test_syslogng_parser(corpora, configs, config, corpus, tmp_path, caplog):
 
 
 def test_run_msgpack_stream_fault_still_reports(corpora, tmp_path):
-    """A byte no msgpack object starts with: exit 1, and what came before is counted."""
+    """A byte no msgpack object starts with: exit 3, and what came before is counted."""
     data, n = msgpack_stream(corpora["generated"][:500])
     stats_file = tmp_path / "stats.json"
     proc = ikefilter_cmd("run", "--input-format", "msgpack", "--stats", str(stats_file),
                          stdin=data + b"\xc1" + data)
-    assert proc.returncode == 1
+    assert proc.returncode == 3
     docs = [json.loads(line) for line in proc.stdout.splitlines()]
     stats = check_stats(stats_file, proc.stderr, n, len(docs))
     assert stats["out"] == n
@@ -451,9 +451,18 @@ def test_run_msgpack_stream_fault_still_reports(corpora, tmp_path):
 def test_text_read_as_a_msgpack_stream_is_refused_not_turned_into_records(corpora):
     proc = ikefilter_cmd("run", "--input-format", "msgpack",
                          stdin=b"\n".join(corpora["generated"][:50]) + b"\n")
-    assert proc.returncode == 1
+    assert proc.returncode == 3
     assert proc.stdout == b""
-    assert b"input is not a msgpack stream: its first object is not a map" in proc.stderr
+    assert b"input is not a msgpack stream: its first object is int, not a map" in proc.stderr
+
+
+def test_a_msgpack_stream_read_as_lines_is_refused(corpora):
+    data, _ = msgpack_stream(corpora["generated"][:50])
+    proc = ikefilter_cmd("run", stdin=data)
+    assert proc.returncode == 3
+    assert proc.stdout == b""
+    assert b"input starts with a msgpack map or array, not a line: for a msgpack stream, " \
+        b"add --input-format msgpack" in proc.stderr
 
 
 def test_sigterm_reports_counts_of_what_was_written(tmp_path):
