@@ -46,10 +46,12 @@ class Log(_S):
 
 
 class EventFields(_S):
-    # No defaults on what every event carries: omit_defaults would leave them out.
+    # No default on what every event carries: omit_defaults would leave it out. module and
+    # dataset are absent from the one kind of event that is not Clavister's (a record
+    # tagged ikefilter_not_clavister).
     kind: str
-    module: str
-    dataset: str
+    module: str | None = None
+    dataset: str | None = None
     code: str | None = None
     action: str | None = None
     category: list[str] | None = None
@@ -225,11 +227,18 @@ def now() -> str:
 
 
 def failure(why: str, tags: list[str], timestamp: str, original: str | None = None, *,
-            code: str | None = None, message: str | None = None) -> Event:
+            code: str | None = None, message: str | None = None,
+            clavister: bool = True) -> Event:
     """The event written in place of an input that gave no normal one: ``why`` in
-    ``error.message``, the input as received (``original``), when it was seen."""
-    return Event(timestamp=timestamp, event=event_fields(code=code, original=original),
-                 message=message, tags=tags, error=Error(why), ecs=ECS)
+    ``error.message``, the input as received (``original``), when it was seen.
+
+    :param clavister: False for a record that is not Clavister's at all: no
+        ``event.module`` or ``event.dataset`` claims it.
+    """
+    fields = (event_fields(code=code, original=original) if clavister
+              else EventFields("event", code=code, original=original))
+    return Event(timestamp=timestamp, event=fields, message=message, tags=tags,
+                 error=Error(why), ecs=ECS)
 
 
 def observer(hostname: str | None = None) -> Observer:

@@ -136,8 +136,7 @@ class Pipeline:
                     for i, item in zip(index, done, strict=True):
                         out[i] = item
             _place(self._lane(self.lane.lines, [texts[i] for i in plain], now), plain, out,
-                   rest, lambda k: self._not_clavister({"message": texts[plain[k]]},
-                                                       texts[plain[k]], NOT_CLAVISTER, now))
+                   rest, lambda k: self._line_not_ours(texts[plain[k]], NOT_CLAVISTER, now))
         for i in rest:
             line = lines[i]
             try:
@@ -288,9 +287,11 @@ class Pipeline:
         if type(result) is ecs.Event:
             result.tag(TAG_TRUNCATED)
             result.add_error(why)
-        elif result is not _DROP_NOT_CLAVISTER and result is not None:
+        elif result is not _DROP_NOT_CLAVISTER and result is not _DROP_BLANK \
+                and result is not None:
             result = ecs.failure(f"not a Clavister log line; {why}",
-                                 [ecs.TAG_NOT_CLAVISTER, TAG_TRUNCATED], now, text, message=text)
+                                 [ecs.TAG_NOT_CLAVISTER, TAG_TRUNCATED], now, text, message=text,
+                                 clavister=False)
         return result
 
     def _fault(self, item: object, exc: Exception, now: str) -> ecs.Event:
@@ -320,10 +321,17 @@ class Pipeline:
         try:
             decoded = decode_line(text)
         except NotClavister as exc:
-            return self._not_clavister({"message": text}, text, str(exc), now)
+            return self._line_not_ours(text, str(exc), now)
         except Undecodable as exc:
             return self._failure(text, str(exc), now)
         return self.normalizer.normalize(decoded, now)
+
+    def _line_not_ours(self, text: str, why: str, now: str) -> Output:
+        """A text line that is not Clavister's; a blank one is a counted drop
+        (``dropped_by_rule.blank_line``), never a document."""
+        if not text or text.isspace():
+            return _DROP_BLANK
+        return self._not_clavister({"message": text}, text, why, now)
 
     def _from_record(self, record: dict, now: str, text: str | None,
                      unwrap: bool = True, texts_only: bool = False) -> Output:
@@ -403,7 +411,8 @@ class Pipeline:
             return record
         if self.non_clavister == "drop":
             return _DROP_NOT_CLAVISTER
-        return ecs.failure(why, [ecs.TAG_NOT_CLAVISTER], now, original, message=original)
+        return ecs.failure(why, [ecs.TAG_NOT_CLAVISTER], now, original, message=original,
+                           clavister=False)
 
     # -- per batch --------------------------------------------------------------------------
 
@@ -422,13 +431,12 @@ class Pipeline:
                     out[i] = item
         # Counted once the stages are through, so a batch that raised counts nothing.
         stats.in_ += len(out)
-        dropped = out.count(_DROP_NOT_CLAVISTER)
-        if dropped:
-            out = [None if item is _DROP_NOT_CLAVISTER else item for item in out]
-            stats.dropped += dropped
-            stats.dropped_by_rule["non_clavister"] = (
-                stats.dropped_by_rule.get("non_clavister", 0) + dropped
-            )
+        for drop, rule in _DROPS:
+            dropped = out.count(drop)
+            if dropped:
+                out = [None if item is drop else item for item in out]
+                stats.dropped += dropped
+                stats.dropped_by_rule[rule] = stats.dropped_by_rule.get(rule, 0) + dropped
         written = len(out) - out.count(None)
         stats.out += written
         tag_lists = [item.tags for item in out if type(item) is ecs.Event]
@@ -473,6 +481,9 @@ class _Picked:
 
 _PLAIN_TAGS = ["clavister", "ike"]
 _DROP_NOT_CLAVISTER = object()
+_DROP_BLANK = object()
+# the markers of lines dropped by the core, and the rule each is counted under
+_DROPS = ((_DROP_NOT_CLAVISTER, "non_clavister"), (_DROP_BLANK, "blank_line"))
 
 
 def _failure_tagged(tags: list[str]) -> bool:
