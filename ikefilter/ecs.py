@@ -76,6 +76,10 @@ class Observer(_S):
     type: str
     hostname: str | None = None
     ingress: Ingress | None = None
+    # What a site plugin knows of the firewall: its own name for it, and where it stands
+    # (ECS ``observer.geo.*``; ``geo.name`` is the site, "boston-dc").
+    name: str | None = None
+    geo: dict | None = None
 
 
 class Endpoint(_S):
@@ -188,19 +192,23 @@ class Event(_S, rename={"timestamp": "@timestamp"}):
         """``source`` and/or ``destination`` by role, for plugins that look up peers.
 
         ``remote`` is the other IKE peer: the destination when this firewall initiated
-        (``clavister.ike.initiator`` true), else the source. ``source``, ``destination``, or
-        ``both`` (source then destination). Items may be None.
+        (``clavister.ike.initiator`` true), else the source; ``local`` is this firewall's
+        end, the other one of the two. ``source``, ``destination``, or ``both`` (source then
+        destination). Always a tuple (of one item but for ``both``); items may be None.
         """
-        if which == "remote":
+        if which in ("remote", "local"):
             ike = self.clavister.ike if self.clavister is not None else None
-            return (self.destination if ike is not None and ike.initiator else self.source,)
+            initiated = ike is not None and bool(ike.initiator)
+            remote_is_destination = initiated == (which == "remote")
+            return (self.destination if remote_is_destination else self.source,)
         if which == "source":
             return (self.source,)
         if which == "destination":
             return (self.destination,)
         if which == "both":
             return (self.source, self.destination)
-        raise ValueError(f"which: expected remote, source, destination or both, not {which!r}")
+        raise ValueError(f"which: expected remote, local, source, destination or both, not "
+                         f"{which!r}")
 
     def tag(self, *names: str) -> None:
         """Add tags, once each."""

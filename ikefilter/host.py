@@ -124,7 +124,10 @@ def build_manager(
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
-        raise PluginError(f"plugin {exc.plugin!r}: {exc}") from None
+        # pluggy's text names the plugin by its repr: said once, by name
+        what = str(exc).split(" in plugin ")[0]
+        raise PluginError(f"plugin {pm.get_name(exc.plugin)!r}: {what} (the hooks are "
+                          f"{', '.join(_spec_names())})") from None
     for name, plugin in pm.list_name_plugin():
         if plugin is not None:
             _check_plugin(pm, name, plugin)
@@ -132,6 +135,12 @@ def build_manager(
 
 
 def _register(pm: pluggy.PluginManager, plugin: object, name: str, source: str) -> None:
+    loaded = pm.get_plugin(name)
+    if loaded is not None:
+        dists = {id(p): dist for p, dist in pm.list_plugin_distinfo()}
+        raise PluginError(f"plugin {name!r} ({source}): a plugin of this name is already "
+                          f"loaded ({_source(name, loaded, dists.get(id(loaded)))}): load it "
+                          "one way only")
     try:
         pm.register(plugin, name=name)
     except (pluggy.PluginValidationError, ValueError) as exc:

@@ -143,8 +143,27 @@ def test_a_misspelt_hook_is_a_startup_error():
         def ikefilter_enrichment(self, events):
             pass
 
-    with pytest.raises(PluginError, match="ikefilter_enrichment"):
+    with pytest.raises(PluginError) as error:
         pipeline(Typo())
+    # one line that names the plugin once, by name, and says what the hooks are
+    assert str(error.value).startswith("plugin 'Typo': unknown hook 'ikefilter_enrichment' "
+                                       "(the hooks are ikefilter_config_tables, ")
+    assert "object at" not in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_plugin_loaded_twice_under_one_name_is_one_line(tmp_path):
+    """As a file and as an installed package, say: not pluggy's dictionary of plugins."""
+    (tmp_path / "twice.py").write_text("import ikefilter\n\n\n@ikefilter.hookimpl\n"
+                                       "def ikefilter_enrich(events):\n    return None\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "twice.py").write_text((tmp_path / "twice.py").read_text())
+    with pytest.raises(PluginError) as error:
+        host.build_manager([str(tmp_path / "twice.py"), str(tmp_path / "sub" / "twice.py")],
+                           entry_points=False)
+    text = str(error.value)
+    assert text == (f"plugin 'twice' ({tmp_path / 'sub' / 'twice.py'}): a plugin of this name "
+                    f"is already loaded (ikefilter_site_plugin_twice ({tmp_path / 'twice.py'}))"
+                    ": load it one way only")
 
 
 def test_an_unmarked_hook_function_is_a_startup_error():
