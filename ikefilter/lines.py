@@ -19,7 +19,7 @@ from typing import BinaryIO
 import msgspec
 
 from .pipeline import Pipeline
-from .sniff import text_batches
+from .sniff import TextSource
 
 CHUNK = 65536
 
@@ -142,7 +142,7 @@ def run(pipeline: Pipeline, sources: Iterable[BinaryIO], out: BinaryIO,
     encoder = msgspec.json.Encoder()
     write, flush = out.write, out.flush
     for source in sources:
-        for batch in text_batches(iter_batches(source, max_line=pipeline.max_line), source):
+        for batch in iter_batches(TextSource(source), max_line=pipeline.max_line):
             with whole_batch(), collector_paused():
                 results = pipeline.process_lines(batch)
                 write(encoder.encode_lines([r for r in results if r is not None]))

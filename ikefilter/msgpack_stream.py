@@ -26,7 +26,7 @@ from . import exits
 from .forward.protocol import FrameError, array_prefix, walk
 from .lines import CHUNK, collector_paused, iter_batches, whole_batch
 from .pipeline import Pipeline
-from .sniff import refuse_non_map, text_batches
+from .sniff import TextSource, refuse_non_map
 
 log = logging.getLogger("ikefilter")
 
@@ -169,7 +169,7 @@ def run(pipeline: Pipeline, source: BinaryIO, out: BinaryIO, *,
         batches = iter_records(source)
         process = pipeline.process_records
     else:
-        batches = text_batches(iter_batches(source, max_line=pipeline.max_line), source)
+        batches = iter_batches(TextSource(source), max_line=pipeline.max_line)
         process = pipeline.process_lines
     try:
         for n, batch in enumerate(batches):

@@ -329,7 +329,7 @@ class Pipeline:
     def _line_not_ours(self, text: str, why: str, now: str) -> Output:
         """A text line that is not Clavister's; a blank one is a counted drop
         (``dropped_by_rule.blank_line``), never a document."""
-        if not text or text.isspace():
+        if not text.strip(_BLANKS):
             return _DROP_BLANK
         return self._not_clavister({"message": text}, text, why, now)
 
@@ -482,6 +482,7 @@ class _Picked:
 _PLAIN_TAGS = ["clavister", "ike"]
 _DROP_NOT_CLAVISTER = object()
 _DROP_BLANK = object()
+_BLANKS = " \t\r\n\v\f"  # what makes a line blank: ASCII white space only
 # the markers of lines dropped by the core, and the rule each is counted under
 _DROPS = ((_DROP_NOT_CLAVISTER, "non_clavister"), (_DROP_BLANK, "blank_line"))
 
