@@ -14,13 +14,15 @@ from ikefilter.pipeline import Pipeline
 
 DATA = Path(__file__).parent / "data"
 
-# Property tests draw a fifth of their examples by default (quick to run while editing) and
-# every one with IKEFILTER_THOROUGH=1 (`tox -e thorough`, which CI runs).
+# Property tests draw a fifth of their examples by default, and the corpora of the counting
+# tests are a fifth of their size (quick to run while editing); all of them with
+# IKEFILTER_THOROUGH=1 (`tox -e thorough`, which CI runs).
 THOROUGH = os.environ.get("IKEFILTER_THOROUGH") == "1"
 
 
 def examples(n: int) -> int:
-    """The number of examples a property test with ``n`` draws in this run."""
+    """How many examples (property draws, corpus lines) a test that wants ``n`` takes in
+    this run."""
     return n if THOROUGH else max(20, n // 5)
 REFERENCE = catalog.data_dir() / "cos-stream-log-reference-ike.txt"
 CURATED = catalog.data_dir() / "ike-ecs.toml"
