@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 from collections.abc import Callable, Iterator
 
@@ -82,6 +83,37 @@ def writing() -> Iterator[None]:
 
 def to_stderr(where: str, message: str, argv: list[str] | None = None) -> None:
     print(f"{where}: {message}", file=sys.stderr)
+
+
+def log_file_reporter(option: str) -> Reporter:
+    """For a command whose stderr is not for people (``mmexternal``'s is rsyslog's reply
+    pipe): a mistake found before the command points stderr away goes to the file named
+    by ``option`` when the command line names one, to stderr only when that is a terminal
+    (a person trying the command), else nowhere (the exit status says it)."""
+
+    def write(where: str, message: str, argv: list[str] | None) -> None:
+        args = list(sys.argv[1:] if argv is None else argv)
+        path = None
+        for i, arg in enumerate(args):
+            if arg == option and i + 1 < len(args):
+                path = args[i + 1]
+            elif arg.startswith(f"{option}="):
+                path = arg.partition("=")[2]
+        line = f"{where}: {message}\n"
+        if path:
+            try:
+                with open(path, "a", encoding="utf-8") as f:
+                    f.write(line)
+                return
+            except OSError:
+                pass
+        try:
+            if os.isatty(2):
+                os.write(2, line.encode("utf-8", "replace"))
+        except OSError:
+            pass
+
+    return write
 
 
 def report(failure: Failure, where: str, argv: list[str] | None = None) -> int:

@@ -33,7 +33,7 @@ import sys
 
 import msgspec
 
-from . import app
+from . import app, exits
 
 log = logging.getLogger("ikefilter")
 
@@ -52,7 +52,8 @@ def register(subparsers) -> None:
                    help="the document as $! variables (default), or as JSON text in"
                         " $!ikefilter!json, which rsyslog keeps and writes as one string")
     app.add_pipeline_options(p)
-    p.set_defaults(func=cmd_mmexternal, report_usage=_report_usage)
+    # stderr is rsyslog's reply pipe: an option mistake is said in --log-file instead
+    p.set_defaults(func=cmd_mmexternal, report_usage=exits.log_file_reporter("--log-file"))
 
 
 def cmd_mmexternal(args: argparse.Namespace) -> int:
@@ -76,32 +77,6 @@ def cmd_mmexternal(args: argparse.Namespace) -> int:
             except Exception:
                 log.exception("cannot write the stats")
     return 0
-
-
-def _report_usage(where: str, message: str, argv: list[str] | None) -> None:
-    """A mistake in the options, found before stderr is pointed away from rsyslog's pipe:
-    its line goes to ``--log-file`` when one is named, to stderr only when that is a
-    terminal (a person trying the command), else nowhere (rsyslog logs the exit status)."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    log_file = None
-    for i, arg in enumerate(args):
-        if arg == "--log-file" and i + 1 < len(args):
-            log_file = args[i + 1]
-        elif arg.startswith("--log-file="):
-            log_file = arg.partition("=")[2]
-    line = f"{where}: {message}\n"
-    if log_file:
-        try:
-            with open(log_file, "a", encoding="utf-8") as f:
-                f.write(line)
-            return
-        except OSError:
-            pass
-    try:
-        if os.isatty(2):
-            os.write(2, line.encode("utf-8", "replace"))
-    except OSError:
-        pass
 
 
 def _silence_stderr(log_file: str | None) -> None:
