@@ -23,7 +23,7 @@ from .catalog import Catalog
 from .catalog import load as load_catalog
 from .fastlane import NOT_OURS, Lane
 from .normalize import Normalizer, SeverityDialect
-from .record import DEFAULT_SOURCE_KEYS
+from .record import DEFAULT_SOURCE_KEYS, INVALID_TIME, TIME_KEYS, first_str
 from .records import (
     DEFAULT_MAX_DEPTH,
     DEFAULT_MAX_LINE,
@@ -152,7 +152,10 @@ class Pipeline:
 
         :param times: the shipper's event time of each record (RFC 3339 UTC), aligned with
             ``records``: used for an event whose line and record carry no time of their own.
-            Any sequence of that length; an item is read only for such an event.
+            Any sequence of that length; an item is read only for such an event. An item is
+            None where the shipper gave no time, and ``INVALID_TIME`` (``""``) where it gave
+            one that is not a time: such an event is stamped with the clock and tagged
+            ``ikefilter_invalid_time``, as is one whose record's own time is not a time.
         """
         if times is not None and len(times) != len(records):
             raise ValueError(f"{len(times)} times for {len(records)} records")
@@ -208,6 +211,7 @@ class Pipeline:
                                            "record is not a mapping", when)
             except Exception as exc:
                 out[i] = self.reader.fault(r if originals is None else originals[i], exc, when)
+        _tag_invalid_times(out, records, times, now)
         return out
 
     # -- the batch lane ---------------------------------------------------------------------
@@ -307,6 +311,27 @@ class _Picked:
 
 
 _PLAIN_TAGS = ["clavister", "ike"]
+
+
+def _tag_invalid_times(out: list[Output], records: list, times: Sequence[str | None] | None,
+                       now: str) -> None:
+    """Tag each event stamped with the clock (``now`` itself) because its record's time, or
+    the shipper's, was not a time: never a silent fallback."""
+    event_type = ecs.Event
+    for i, item in enumerate(out):
+        if type(item) is not event_type or item.timestamp is not now:
+            continue
+        record = records[i]
+        value = first_str(record, TIME_KEYS) if type(record) is dict else None
+        if value is not None:  # present, and not taken: not a time
+            why = f"the record's time {value[:64]!r}"
+        elif times is not None and times[i] == INVALID_TIME:
+            why = "the shipper's event time"
+        else:
+            continue
+        item.tag(ecs.TAG_INVALID_TIME)
+        item.add_error(f"{why} is not a date and time in the years 0001-9999: the time it"
+                       " was taken in is used")
 
 
 def _failure_tagged(tags: list[str]) -> bool:

@@ -8,6 +8,8 @@ from .wire import utc_iso
 # Logstash/Vector `message`, rsyslog `rawmsg`, syslog-ng `MESSAGE`, rsyslog `msg`).
 DEFAULT_SOURCE_KEYS = ("log", "message", "rawmsg", "MESSAGE", "msg")
 TIME_KEYS = ("@timestamp", "timestamp", "time", "timereported", "DATE")
+# A shipper's event time that is not a time (out of range, unreadable): falsy, like no time.
+INVALID_TIME = ""
 HOST_KEYS = ("host", "hostname", "HOST", "fromhost")
 # Keys a shipper adds to a record whose pairs it already split; not Clavister parameters.
 RECORD_META = frozenset(TIME_KEYS + HOST_KEYS + ("tag", "source", "pri", "severity", "facility"))

@@ -17,8 +17,10 @@ class Processor(Protocol):
         """Return one output record or None per input record, in the same order.
 
         ``times`` are the records' event times as RFC 3339 UTC text, aligned with
-        ``records``: the time of an event whose line carries none. A sequence that
-        converts each time when it is read: read only the ones needed.
+        ``records``: the time of an event whose line carries none; None where the frame gave
+        no time, ``""`` where it gave one that is not a time (out of range: the processor
+        tags the event). A sequence that converts each time when it is read: read only the
+        ones needed.
         """
         ...
 

@@ -142,7 +142,11 @@ class EventTimes(Sequence):
         self.times = times
 
     def __getitem__(self, i: int) -> str | None:
-        return event_time_iso(self.times[i])
+        raw = self.times[i]
+        if raw is None:
+            return None
+        # "" (the pipeline's INVALID_TIME): a time that is none, which it tags
+        return event_time_iso(raw) or ""
 
     def __len__(self) -> int:
         return len(self.times)
