@@ -12,6 +12,7 @@ from typing import Annotated
 
 import msgspec
 
+from .record import TIME_KEYS, first_str
 from .severity import FACILITIES, LEVELS
 
 ECS_VERSION = "9.5.0"
@@ -285,6 +286,15 @@ def failure(why: str, tags: list[str], timestamp: str, original: str | None = No
               else EventFields("event", code=code, original=original))
     return Event(timestamp=timestamp, event=fields, message=message, tags=tags,
                  error=Error(why), ecs=ECS)
+
+
+def invalid_time(event: Event, record: dict | None) -> None:
+    """Tag an event whose line carries no time and whose record's time (``record``), or
+    else the shipper's (None), is not a date and time in the years 0001-9999: not used."""
+    value = first_str(record, TIME_KEYS) if record is not None else None
+    what = f"the record's time {value[:64]!r}" if value is not None else "the shipper's time"
+    event.tag(TAG_INVALID_TIME)
+    event.add_error(f"{what} is not a date and time in the years 0001-9999 and is not used")
 
 
 def observer(hostname: str | None = None) -> Observer:

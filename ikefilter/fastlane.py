@@ -26,7 +26,7 @@ import msgspec
 
 from . import ecs, values, wire
 from .builder_table import Builders
-from .record import record_host, record_pri, record_time
+from .record import INVALID_TIME, TIME_KEYS, first_str, record_host, record_pri, record_time
 
 _LINES = wire.LINES
 _AT = wire.GROUP
@@ -127,25 +127,30 @@ class Lane:
                 pri = time = host = cats = notes = None
             else:
                 continue
+            bad_record = bad_shipper = False
             if records is not None:
                 record = records[i]
                 if record is not None:
                     if time is None:
                         time = record_time(record)
+                        bad_record = time is None and first_str(record, TIME_KEYS) is not None
                     if host is None:
                         host = record_host(record)
                     if pri is None:
                         pri = record_pri(record)
                 if time is None and times is not None:
                     time = times[i]  # (read only where needed: it may be converted)
+                    bad_shipper = time == INVALID_TIME
             if not pairs:
-                out[i] = p.build(pri, time, cats, host, texts[i], now, notes)
-                continue
-            raw_id = p.get("id")
-            build = by_text.get(raw_id)
-            if build is None:
-                build = builders(raw_id)
-            out[i] = build(p, pri, time, cats, host, texts[i], now, notes)
+                out[i] = event = p.build(pri, time, cats, host, texts[i], now, notes)
+            else:
+                raw_id = p.get("id")
+                build = by_text.get(raw_id)
+                if build is None:
+                    build = builders(raw_id)
+                out[i] = event = build(p, pri, time, cats, host, texts[i], now, notes)
+            if bad_record or bad_shipper:  # a time given that is not one: tagged, not used
+                ecs.invalid_time(event, record if bad_record else None)
         return out
 
 

@@ -23,7 +23,7 @@ from .catalog import Catalog
 from .catalog import load as load_catalog
 from .fastlane import NOT_OURS, Lane
 from .normalize import Normalizer, SeverityDialect
-from .record import DEFAULT_SOURCE_KEYS, INVALID_TIME, TIME_KEYS, first_str
+from .record import DEFAULT_SOURCE_KEYS, INVALID_TIME
 from .records import (
     DEFAULT_MAX_DEPTH,
     DEFAULT_MAX_LINE,
@@ -202,16 +202,18 @@ class Pipeline:
                 if times is not None:
                     when = times[i] or now
                 if isinstance(r, dict):
-                    out[i] = self.reader.from_record(r, when,
-                                               None if originals is None else originals[i],
-                                               texts_only=texts_only is not None
-                                               and texts_only[i], ingested=now)
+                    out[i] = item = self.reader.from_record(
+                        r, when, None if originals is None else originals[i],
+                        texts_only=texts_only is not None and texts_only[i], ingested=now)
+                    if (when is now and times is not None and times[i] == INVALID_TIME
+                            and type(item) is ecs.Event and item.timestamp is now
+                            and ecs.TAG_INVALID_TIME not in item.tags):
+                        ecs.invalid_time(item, None)
                 else:
                     out[i] = self.reader.failure(cut(repr(r), self.max_line),
                                            "record is not a mapping", when)
             except Exception as exc:
                 out[i] = self.reader.fault(r if originals is None else originals[i], exc, when)
-        _tag_invalid_times(out, records, times, now)
         return out
 
     # -- the batch lane ---------------------------------------------------------------------
@@ -311,27 +313,6 @@ class _Picked:
 
 
 _PLAIN_TAGS = ["clavister", "ike"]
-
-
-def _tag_invalid_times(out: list[Output], records: list, times: Sequence[str | None] | None,
-                       now: str) -> None:
-    """Tag each event stamped with the clock (``now`` itself) because its record's time, or
-    the shipper's, was not a time: never a silent fallback."""
-    event_type = ecs.Event
-    for i, item in enumerate(out):
-        if type(item) is not event_type or item.timestamp is not now:
-            continue
-        record = records[i]
-        value = first_str(record, TIME_KEYS) if type(record) is dict else None
-        if value is not None:  # present, and not taken: not a time
-            why = f"the record's time {value[:64]!r}"
-        elif times is not None and times[i] == INVALID_TIME:
-            why = "the shipper's event time"
-        else:
-            continue
-        item.tag(ecs.TAG_INVALID_TIME)
-        item.add_error(f"{why} is not a date and time in the years 0001-9999: the time it"
-                       " was taken in is used")
 
 
 def _failure_tagged(tags: list[str]) -> bool:

@@ -14,7 +14,7 @@ import msgspec
 
 from . import ecs
 from .normalize import Normalizer
-from .record import RECORD_META, record_host, record_pri, record_time
+from .record import RECORD_META, TIME_KEYS, first_str, record_host, record_pri, record_time
 from .wire import NotClavister, Undecodable, decode_line
 
 log = logging.getLogger("ikefilter")
@@ -200,8 +200,12 @@ class Reader:
         if original is None and self.normalizer.keep_original:
             original = self._json_encoder.encode(record).decode()
         build = self.normalizer.record_builders(p.get("id"))
-        return build(p, record_pri(record), record_time(record) or (ingested and now), None,
-                     record_host(record), original, ingested or now, None)
+        time = record_time(record)
+        event = build(p, record_pri(record), time or (ingested and now), None,
+                      record_host(record), original, ingested or now, None)
+        if time is None and first_str(record, TIME_KEYS) is not None:
+            ecs.invalid_time(event, record)
+        return event
 
     def from_source(self, record: dict, line: str, now: str,
                     ingested: str | None = None) -> Output:
@@ -212,13 +216,19 @@ class Reader:
             return self.not_clavister(record, line, str(exc), now)
         except Undecodable as exc:
             return self.failure(line, str(exc), now)
+        bad_time = False
         if decoded.time is None:
-            decoded.time = record_time(record) or (ingested and now)
+            decoded.time = record_time(record)
+            bad_time = decoded.time is None and first_str(record, TIME_KEYS) is not None
+            decoded.time = decoded.time or (ingested and now)
         if decoded.host is None:
             decoded.host = record_host(record)
         if decoded.pri is None:
             decoded.pri = record_pri(record)
-        return self.normalizer.normalize(decoded, ingested or now)
+        result = self.normalizer.normalize(decoded, ingested or now)
+        if bad_time and type(result) is ecs.Event:
+            ecs.invalid_time(result, record)
+        return result
 
     def failure(self, original: str, why: str, now: str) -> ecs.Event:
         return ecs.failure(why, ["clavister", ecs.TAG_PARSE_FAILURE], now, original)

@@ -20,7 +20,7 @@ def test_a_shipper_time_out_of_range_is_tagged_and_the_clock_used():
     out = p.process_records([{"log": LINE} for _ in raw], EventTimes(raw))
     assert out[0].timestamp == "1970-01-01T00:00:01.000Z" and out[0].tags == ["clavister", "ike"]
     for event in out[1:4]:
-        assert TAG in event.tags and "shipper's event time" in event.error.message
+        assert TAG in event.tags and "shipper's time" in event.error.message
         assert event.timestamp == event.event.ingested  # the time it was taken in
     assert out[4].tags == ["clavister", "ike"]  # no time given: nothing to say
     assert p.stats.tagged == 3
