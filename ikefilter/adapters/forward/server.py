@@ -8,7 +8,8 @@ acked by the next hop: delivery is at least once.
 The command line runs it through :mod:`.service`. Parameters of :class:`ForwardServer`:
 
 - ``processor``: an object with ``process_records(records, times) -> list[object | None]``,
-  called once per batch (one frame, or the Message-mode frames of one socket read), ``times``
+  called once per batch (a frame's records, ``batch_size`` at most at a time, or the
+  Message-mode frames of one socket read), ``times``
   being the records' event times as RFC 3339 UTC text (None where not a time). It returns
   one item per record, aligned: a msgspec-encodable output record (Struct or dict), or None when
   the record was dropped or quarantined.
@@ -29,6 +30,8 @@ The command line runs it through :mod:`.service`. Parameters of :class:`ForwardS
   ``Buffer_Max_Size``, 6,144,000 bytes by default; documents are several times the size of
   the lines they come from).
 - ``max_decompressed``: largest gzip-decompressed entries of one frame, in bytes.
+- ``batch_size``: most records per processor call; a bigger frame is processed and passed on
+  a batch at a time, the loop serving acks and other connections in between.
 - ``idle_timeout``: seconds a connection may stay silent before it is closed.
 - ``frame_timeout``: seconds a frame (or the handshake, or the TLS handshake) may take to
   arrive once it has begun; a client trickling bytes is closed when it runs out.
@@ -57,9 +60,10 @@ from typing import Any
 
 import msgspec
 
+from ..batching import collector_paused
 from .contract import ForwardStats, Processor
 from .entries import EventTimes
-from .frames import runs_by_tag
+from .frames import batches
 from .output import FileOutput
 from .protocol import (
     DEFAULT_MAX_DECOMPRESSED,
@@ -86,6 +90,9 @@ log = logging.getLogger(__name__)
 
 _READ_SIZE = 65536  # larger reads were slower (cache)
 _HANDSHAKE_FRAME = 64 * 1024
+# a batch is a few tens of milliseconds of work and about 2 MB of documents: one frame
+# upstream, and never a freeze of the loop
+DEFAULT_BATCH_SIZE = 2000
 DEFAULT_FRAME_TIMEOUT = 120.0
 
 _json_encoder = msgspec.json.Encoder()
@@ -115,6 +122,7 @@ class ForwardServer:
         max_frame: int = DEFAULT_MAX_FRAME,
         upstream_max_frame: int = DEFAULT_UPSTREAM_MAX_FRAME,
         max_decompressed: int = DEFAULT_MAX_DECOMPRESSED,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         idle_timeout: float | None = 300.0,
         frame_timeout: float | None = DEFAULT_FRAME_TIMEOUT,
         drain_timeout: float = 30.0,
@@ -140,6 +148,7 @@ class ForwardServer:
         self.max_frame = max_frame
         self.upstream_max_frame = upstream_max_frame
         self.max_decompressed = max_decompressed
+        self.batch_size = max(1, batch_size)
         self.idle_timeout = idle_timeout
         self.frame_timeout = frame_timeout
         self.drain_timeout = drain_timeout
@@ -338,29 +347,34 @@ class ForwardServer:
                     )
         if not frames:
             return
-        if self._upstream is not None:
-            # while the next hop is down or slow, stop reading: TCP pushes back on the sender
-            await self._upstream.wait_capacity()
         self.stats.frames += len(frames)
-        if len(frames) == 1:
-            records, times = frames[0].records, frames[0].times
-        else:  # Message mode: one processor call for all the frames of one read
-            records = [record for frame in frames for record in frame.records]
-            times = [t for frame in frames for t in frame.times]
-        outputs = (
-            self.processor.process_records(records, EventTimes(times))
-            if records else []
-        )
-        if len(outputs) != len(records):
-            raise RuntimeError(
-                f"processor returned {len(outputs)} results for {len(records)} records"
-            )
-        self.stats.events += len(records)
-        if self._upstream is None:
-            # a blocking write is the backpressure: nothing else is read while the output lags
-            await self._write_lines(outputs)
-        else:
-            await self._send_upstream(frames, outputs)
+        waits: list[asyncio.Future] = []
+        for n, (records, times, runs) in enumerate(batches(frames, self.batch_size)):
+            if n:
+                await asyncio.sleep(0)  # acks, writes and other connections between batches
+            if self._upstream is not None:
+                # while the next hop is down or slow, stop reading: TCP pushes back on the sender
+                await self._upstream.wait_capacity()
+            with collector_paused():
+                outputs = self.processor.process_records(records, EventTimes(times))
+                if len(outputs) != len(records):
+                    raise RuntimeError(
+                        f"processor returned {len(outputs)} results for {len(records)} records"
+                    )
+                self.stats.events += len(records)
+                if self._upstream is not None:
+                    waits += self._send_upstream(runs, times, outputs)
+            if self._upstream is None:
+                # a blocking write is the backpressure: nothing else is read while the output lags
+                await self._write_lines(outputs)
+        if waits and any(frame.chunk is not None for frame in frames):
+            gathered = asyncio.gather(*waits)
+            try:
+                await asyncio.shield(gathered)
+            except asyncio.CancelledError:
+                # shutdown: the upstream fails what it could not deliver; nobody awaits it now
+                gathered.add_done_callback(_consume)
+                raise
         acks = [encode_ack(frame.chunk) for frame in frames if frame.chunk is not None]
         if acks:
             writer.write(b"".join(acks))
@@ -377,11 +391,15 @@ class ForwardServer:
             await result
         self.stats.emitted += len(kept)
 
-    async def _send_upstream(self, frames: list[Frame], outputs: list[Any]) -> None:
+    def _send_upstream(self, runs: list[tuple[str, int]], times: list[Any],
+                       outputs: list[Any]) -> list[asyncio.Future]:
+        """Submit one batch's documents, each run of one tag in frames under the limit;
+        return the futures of their acks."""
         waits = []
         start = 0
-        for tag, times, stop in runs_by_tag(frames):
-            payloads = pack_payloads(times, outputs[start:stop], self.upstream_max_frame)
+        for tag, stop in runs:
+            payloads = pack_payloads(times[start:stop], outputs[start:stop],
+                                     self.upstream_max_frame)
             count = sum(size for _, size in payloads)
             self.stats.dropped += stop - start - count
             self.stats.emitted += count
@@ -390,14 +408,7 @@ class ForwardServer:
                 tag = self._rewrite_tag(tag)
             for payload, size in payloads:
                 waits.append(self._upstream.submit(tag, payload, size))
-        if waits and any(frame.chunk is not None for frame in frames):
-            gathered = asyncio.gather(*waits)
-            try:
-                await asyncio.shield(gathered)
-            except asyncio.CancelledError:
-                # shutdown: the upstream fails what it could not deliver; nobody awaits it now
-                gathered.add_done_callback(_consume)
-                raise
+        return waits
 
     async def _handshake(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, splitter: FrameSplitter
