@@ -203,8 +203,9 @@ def run_once(fluent_bit: str, mode: str, lines: Path, events: int, work: Path, t
             if n >= events:
                 break
             if now > deadline or fb.poll() is not None or (hop and hop.poll() is not None):
+                said = (out_dir / "log").read_text("utf-8", "replace")[-2000:]
                 raise RuntimeError(f"{mode}: {n} of {events} lines after {now - start:.0f} s; "
-                                   f"log: {(out_dir / 'log').read_text('utf-8', 'replace')[-2000:]}")
+                                   f"log: {said}")
             time.sleep(0.02)
         elapsed = time.monotonic() - start
         hop_cpu = cpu_seconds(hop.pid) - hop_cpu0 if hop else None
