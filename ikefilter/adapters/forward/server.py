@@ -63,7 +63,7 @@ import msgspec
 from ..batching import collector_paused
 from .contract import ForwardStats, Processor
 from .entries import EventTimes
-from .frames import batches
+from .frames import DEFAULT_BATCH_SIZE, batches
 from .output import FileOutput
 from .protocol import (
     DEFAULT_MAX_DECOMPRESSED,
@@ -90,9 +90,6 @@ log = logging.getLogger(__name__)
 
 _READ_SIZE = 65536  # larger reads were slower (cache)
 _HANDSHAKE_FRAME = 64 * 1024
-# a batch is a few tens of milliseconds of work and about 2 MB of documents: one frame
-# upstream, and never a freeze of the loop
-DEFAULT_BATCH_SIZE = 2000
 DEFAULT_FRAME_TIMEOUT = 120.0
 
 _json_encoder = msgspec.json.Encoder()
