@@ -10,7 +10,9 @@ start until the output holds every line. Per run it reports events/s, the CPU se
 ikefilter (after its start-up) and of Fluent Bit, events per ikefilter CPU-second, the
 longest time the output stood still between its first and last line, and the lines
 delivered more than once. Direct and hop runs take turns, ``--rounds`` times; the best wall
-time of each counts (on a shared machine, CPU seconds are the steadier figure).
+time of each counts (on a shared machine, CPU seconds are the steadier figure). The
+ikefilter measured is the one of the checkout this script is in (put first on
+``PYTHONPATH``), so that two checkouts compare two commits.
 
     FLUENT_BIT=/path/to/fluent-bit python benchmarks/hop.py --events 500000 [--tls]
     python benchmarks/hop.py --events 200000 --only hop --profile hop.svg   # py-spy flame graph
