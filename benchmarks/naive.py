@@ -28,14 +28,21 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-LEVELS = ("emergency", "alert", "critical", "error", "warning", "notice", "information", "debug")
+LEVELS = ("emergency", "alert", "critical", "error", "warning", "notice", "informational", "debug")
 SEVERITY_NAMES = {name: code for code, name in enumerate(LEVELS)} | {
-    "emerg": 0, "crit": 2, "err": 3, "warn": 4, "info": 6, "informational": 6,
+    "emerg": 0, "crit": 2, "err": 3, "warn": 4, "info": 6, "information": 6,
 }
+FACILITIES = ("kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron",
+              "authpriv", "ftp", "ntp", "security", "console", "solaris-cron",
+              "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7")
+EMAIL = re.compile(r"([^\s@\\=,\"<>()\[\]]+)@((?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+"
+                   r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)")
+LOGON = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]{0,63})\\([^\s\\@=,\"]+)")
+DATA_STREAM = {"type": "logs", "dataset": "clavister.log", "namespace": "default"}
 
 HEADER = re.compile(
     r"^(?:<(?P<pri>\d{1,3})>)?"
-    r"(?:(?P<recv>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)\t[^\t]*\t(?P<recvhost>[^\t]*)\t"
+    r"(?:(?P<recv>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)\t(?P<recvpri>[^\t]*)\t(?P<recvhost>[^\t]*)\t"
     r"|1 (?P<iso>\S+) (?P<host5424>\S+) \S+ \S+ \S+ \S+ "
     r"|(?P<bsd>[A-Z][a-z]{2} [ \d]?\d \d\d:\d\d:\d\d) (?P<bsdhost>\S+) )?"
     r"(?:\[(?P<dev>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)\] *)?"
@@ -107,15 +114,31 @@ def to_spi(value):
 
 
 def iso_time(text):
-    if text.endswith("Z"):
-        return text
     try:
-        dt = datetime.fromisoformat(text)
+        dt = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
     except ValueError:
         return None
-    if dt.tzinfo is None:
-        return dt.isoformat() + "Z"
-    return dt.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    if dt.tzinfo is not None:
+        dt = dt.astimezone(timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def column_pri(text):
+    """A receiver's ``Local0.Info`` column as a PRI."""
+    facility, _, severity = text.lower().rpartition(".")
+    if facility in FACILITIES and severity in SEVERITY_NAMES:
+        return FACILITIES.index(facility) * 8 + SEVERITY_NAMES[severity]
+    return None
+
+
+def user_of(identity, always=False):
+    m = EMAIL.fullmatch(identity)
+    if m:
+        return {"name": m[1], "email": identity, "domain": m[2].lower()}
+    m = LOGON.fullmatch(identity)
+    if m:
+        return {"name": m[2], "domain": m[1]}
+    return {"name": identity} if always else None
 
 
 def now_iso():
@@ -161,14 +184,16 @@ class NaiveFilter:
             return {"message": line}
         params = self.split_pairs(m.group("body"))
         pri = int(m.group("pri")) if m.group("pri") else None
+        if pri is None and m.group("recvpri"):
+            pri = column_pri(m.group("recvpri"))
         if m.group("dev"):
-            time = m.group("dev").replace(" ", "T") + "Z"
+            time = m.group("dev").replace(" ", "T") + ".000Z"
         elif m.group("iso"):
             time = iso_time(m.group("iso"))
         elif m.group("bsd"):
             time = self.bsd_time(m.group("bsd"))
         elif m.group("recv"):
-            time = m.group("recv").replace(" ", "T") + "Z"
+            time = m.group("recv").replace(" ", "T") + ".000Z"
         else:
             time = None
         host = m.group("host5424") or m.group("bsdhost") or m.group("recvhost") or None
@@ -190,8 +215,8 @@ class NaiveFilter:
                 return record
             if doc["@timestamp"] is None:
                 doc["@timestamp"] = rtime
-            if host and "hostname" not in doc["observer"]:
-                doc["observer"]["hostname"] = host
+            if host and "hostname" not in doc["observer"] and "ip" not in doc["observer"]:
+                self.set_host(doc["observer"], host)
             return doc
         if "id" in record:
             params = {k: v if isinstance(v, str) else json.dumps(v)
@@ -216,7 +241,14 @@ class NaiveFilter:
         year = now.year
         if (MONTHS[month], int(day)) > (now.month, now.day + 1):
             year -= 1
-        return f"{year:04d}-{MONTHS[month]:02d}-{int(day):02d}T{clock}Z"
+        return f"{year:04d}-{MONTHS[month]:02d}-{int(day):02d}T{clock}.000Z"
+
+    def set_host(self, observer, host):
+        ip = canonical_ip(host)
+        if ip is None:
+            observer["hostname"] = host
+        else:
+            observer["ip"] = [ip]
 
     # -- the ECS document -------------------------------------------------------------------
 
@@ -246,7 +278,7 @@ class NaiveFilter:
             event["code"] = code
         observer = {"vendor": "Clavister", "product": "cOS Stream", "type": "firewall"}
         if host:
-            observer["hostname"] = host
+            self.set_host(observer, host)
         clav = {"categories": categories}
         if prio is not None:
             clav["prio"] = prio
@@ -276,10 +308,11 @@ class NaiveFilter:
             doc.setdefault("log", {"level": LEVELS[pri & 7]})
             doc["log"]["syslog"] = {
                 "priority": pri,
-                "facility": {"code": pri >> 3},
+                "facility": {"code": pri >> 3, "name": FACILITIES[pri >> 3]},
                 "severity": {"code": pri & 7, "name": LEVELS[pri & 7]},
             }
         event["original"] = original
+        event["ingested"] = now_iso()
         doc["observer"] = observer
         doc["tags"] = ["clavister", "ike"] if msg is not None else ["clavister", "ike",
                                                                     "ikefilter_unknown_message"]
@@ -289,6 +322,7 @@ class NaiveFilter:
             clav["extra"] = extra
         doc["clavister"] = clav
         doc["ecs"] = {"version": "9.5.0"}
+        doc["data_stream"] = dict(DATA_STREAM)
         if self.rules:
             self.apply_rules(doc)
         if self.redact_key is not None:
@@ -335,10 +369,16 @@ class NaiveFilter:
                 "transport": "udp", "protocol": "ike"}
             if ips:
                 network["type"] = "ipv6" if ":" in ips[0] else "ipv4"
+            if initiator is not None:
+                network["direction"] = "outbound" if initiator else "inbound"
             doc["network"] = network
         users = [p[k] for k in ("userid", "localid", "remoteid") if p.get(k)]
-        if p.get("userid"):
-            doc["user"] = {"name": p["userid"]}
+        user = user_of(p["userid"], True) if p.get("userid") else None
+        for key in ("remoteid", "localid"):
+            if user is None and p.get(key):
+                user = user_of(p[key])
+        if user:
+            doc["user"] = user
         if ips or users:
             related = {}
             if ips:
@@ -425,10 +465,12 @@ class NaiveFilter:
             if not related:
                 del doc["related"]
         if "user" in doc:
-            doc["user"]["name"] = token(doc["user"]["name"])
+            doc["user"] = {k: token(v) for k, v in doc["user"].items()}
         host = doc["observer"].get("hostname")
         if host and canonical_ip(host):
             doc["observer"]["hostname"] = token(host)
+        if "ip" in doc["observer"]:
+            doc["observer"]["hostname"] = token(doc["observer"].pop("ip")[0])
         if doc["event"].get("reason"):
             doc["event"]["reason"] = self.scrub(doc["event"]["reason"])
         clav = doc["clavister"]
@@ -439,7 +481,7 @@ class NaiveFilter:
                     ike[key] = token(ike[key])
         pool = clav.get("ip_pool")
         if pool and "address" in pool:
-            pool["address"] = token(pool["address"])
+            pool["token"] = token(pool.pop("address"))
         ipsec = clav.get("ipsec")
         if ipsec:
             for key in ("local_ts", "remote_ts"):

@@ -2,8 +2,8 @@
 
 Every command that processes events calls :func:`add_pipeline_options` on its parser and
 :func:`make_pipeline` with the parsed arguments, so they all accept the same options
-(``--config``, ``--plugin``, ``--disable-plugin``, ``--stats``), and :func:`report_stats`
-once at exit.
+(``--config``, ``--plugin``, ``--disable-plugin``, ``--stats``, ``--schema``), and
+:func:`report_stats` once at exit.
 """
 
 from __future__ import annotations
@@ -13,12 +13,13 @@ import logging
 
 import msgspec
 
-from . import host
+from . import host, ocsf
 from .catalog import CatalogError
 from .catalog import load as load_catalog
 from .config import ConfigError, SiteConfig
 from .config import load as load_config
 from .pipeline import Pipeline
+from .shaping import Shaping
 
 log = logging.getLogger("ikefilter")
 
@@ -39,6 +40,9 @@ def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--catalog", metavar="FILE",
                         help="a built catalog JSON (`ikefilter catalog build`; default: the "
                         "shipped one)")
+    parser.add_argument("--schema", choices=ocsf.SCHEMAS,
+                        help="the schema of the documents written (default: the site "
+                        "config's [output] schema, else ecs; docs/ocsf.md)")
 
 
 def make_pipeline(args: argparse.Namespace, **overrides) -> Pipeline:
@@ -59,6 +63,7 @@ def make_pipeline(args: argparse.Namespace, **overrides) -> Pipeline:
             load=getattr(args, "plugin", None) or (),
             disable=getattr(args, "disable_plugin", None) or (),
             command=getattr(args, "command", None),
+            schema=getattr(args, "schema", None),
             **overrides,
         )
     except (ConfigError, host.PluginError, CatalogError) as exc:
@@ -76,6 +81,7 @@ def build_pipeline(
     command: str | None = None,
     entry_points: bool = True,
     plugins: tuple[object, ...] | list[object] = (),
+    schema: str | None = None,
     **overrides,
 ) -> Pipeline:
     """The library form of :func:`make_pipeline`: raises instead of exiting.
@@ -88,15 +94,21 @@ def build_pipeline(
     site = host.start(config, config_path=config_path, load=load, disable=disable,
                       command=command, entry_points=entry_points, plugins=plugins)
     core = site.config.ikefilter
+    schema = schema or site.config.output.schema
     options = {
         "stages": site.runner,
         "source_keys": core.source_keys,
-        "non_clavister": core.non_clavister or ("tag" if site.info.redaction else "pass"),
+        # Redacted or OCSF output never carries a record as it came: a tagged failure event.
+        "non_clavister": core.non_clavister
+        or ("tag" if site.info.redaction or schema == "ocsf" else "pass"),
         "severity_dialect": core.severity_dialect,
         "keep_original": site.keep_original,
         "max_line": core.max_line,
         "max_depth": core.max_depth,
         "site": site,
+        "render": ocsf.renderer(schema),
+        "derive": site.runner.derive,
+        "shaping": Shaping(site.config.time, site.config.ecs),
     }
     options.update(overrides)
     pipeline = Pipeline(**options)
@@ -115,9 +127,10 @@ def report_stats(pipeline: Pipeline, args: argparse.Namespace) -> None:
         site.runner.close()
     s = pipeline.stats
     log.info(
-        "in=%d out=%d dropped=%d quarantined=%d tagged=%d passthrough=%d dropped_by_rule=%s",
+        "in=%d out=%d dropped=%d quarantined=%d tagged=%d passthrough=%d dropped_by_rule=%s"
+        " derived=%d",
         s.in_, s.out, s.dropped, s.quarantined, s.tagged, s.passthrough,
-        msgspec.json.encode(s.dropped_by_rule).decode(),
+        msgspec.json.encode(s.dropped_by_rule).decode(), s.derived,
     )
     path = getattr(args, "stats", None)
     if path:

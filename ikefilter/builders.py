@@ -22,8 +22,11 @@ from typing import Annotated, Any
 import msgspec
 
 from . import ecs, values
-from .catalog import Catalog, Message
+from .catalog import Message
+from .identity import user_fields
+from .sender import observer_host
 from .severity import LEVELS
+from .shaping import DEFAULT, Shaping
 
 Builder = Callable[..., ecs.Event]
 """``build(pairs, pri, time, cats, host, original, now, notes) -> Event``
@@ -32,8 +35,9 @@ Builder = Callable[..., ecs.Event]
     included (never changed); for the ``struct`` form, the message's Struct.
 :param pri: the syslog PRI (0-191) or None; ``time``: RFC 3339 UTC or None (``now`` then);
     ``cats``: the category list of the header or None; ``host``: the sending host or None;
-    ``original``: the line as received; ``notes``: what the splitter found odd (each one an
-    error text of a parse failure), or None.
+    ``original``: the line as received; ``now``: when the batch was taken in (also
+    ``event.ingested``); ``notes``: what the splitter found odd (each one an error text of a
+    parse failure), or None.
 """
 
 HEADER_KEYS = ("prio", "id", "rev", "event", "action")
@@ -121,13 +125,16 @@ def struct_fields(msg: Message) -> list[str]:
     return [name for name in values.KINDS if name in has]
 
 
-def builder_source(msg: Message, dialect: str, keep_original: bool, form: str) -> str:
+def builder_source(msg: Message, dialect: str, keep_original: bool, form: str,
+                   identity_users: bool = True) -> str:
     """The Python source of a builder of ``msg``, for its pairs in one of three forms:
 
     - ``listed``: a dictionary of text; it hands a line with a parameter that the message
       does not list but a builder maps to its ``wide`` form (``WIDE``);
     - ``wide``: a dictionary of text, every parameter a builder maps read;
     - ``struct``: the message's Struct (:func:`message_struct`), integers read already.
+
+    ``identity_users``: IKE identities that name a user fill ``user.*`` (``[ecs]``).
     """
     has = set(MAPPED if form == "wide" else listed(msg)) - {"id"}
 
@@ -193,14 +200,29 @@ def builder_source(msg: Message, dialect: str, keep_original: bool, form: str) -
             "    if source is not None or destination is not None:",
             "        family = ('ipv6' if ':' in related_ips[0] else 'ipv4') "
             "if related_ips else None",
-            "        network = Network(proto.lower(), 'ipsec', family) if proto else "
-            "Network('udp', 'ike', family)" if "proto" in has else
-            "        network = Network('udp', 'ike', family)",
+            "        direction = None if initiator is None else "
+            "'outbound' if initiator else 'inbound'" if "initiator" in has else
+            "        direction = None",
+            "        network = Network(proto.lower(), 'ipsec', family, direction) if proto else "
+            "Network('udp', 'ike', family, direction)" if "proto" in has else
+            "        network = Network('udp', 'ike', family, direction)",
             "    else:",
             "        network = None",
         ]
+    # The user: ``userid``, else the first identity, the peer's before our own, that names one.
+    who = [f"{name}, True" if name == "userid" else name
+           for name in ("userid", "remoteid", "localid") if name in has and (
+               identity_users or name == "userid")]
+    if who:
+        lines.append("    u = None")
+        for name in who:
+            var = name.split(",")[0]
+            lines += [f"    if u is None and {var}:", f"        u = USER_FIELDS({name})"]
+        lines.append("    user = User(*u) if u is not None else None")
+    else:
+        lines.append("    user = None")
     lines += [
-        "    user = User(userid) if userid else None" if "userid" in has else "    user = None",
+        "    hostname, observer_ip = OBSERVER_HOST(host)",
         "    ingress = Ingress(Interface(recviface)) if recviface else None"
         if "recviface" in has else "    ingress = None",
     ]
@@ -219,13 +241,14 @@ def builder_source(msg: Message, dialect: str, keep_original: bool, form: str) -
     lines.append(f"""\
     fields = EventFields("event", "clavister", "clavister.log", {str(msg.id)!r}, {m.action!r},
                          {list(m.category)!r}, {list(m.type)!r}, {m.outcome!r}, {arg("reason")},
-                         sev, {"original" if keep_original else "None"})
+                         sev, {"original" if keep_original else "None"}, now)
     clav = Clavister(cats if cats is not None else {list(msg.categories)!r}, prio, rev, event,
                      action, {arg("iface")}, None, ike, ipsec, pool, limit)
     event = Event(time or now, fields, {msg.message!r}, log,
-                  Observer("Clavister", "cOS Stream", "firewall", host, ingress),
+                  Observer("Clavister", "cOS Stream", "firewall", hostname, ingress,
+                           observer_ip),
                   source, destination, network, user, related, None, ["clavister", "ike"],
-                  clav, ECS)
+                  clav, ECS, None, DATA_STREAM)
     if extra is not None or bad is not None or notes:
         problems(event, extra, bad, notes)
     return event""")
@@ -258,7 +281,7 @@ _GLOBALS = {
     "astuple": msgspec.structs.astuple, "LEVELS": LEVELS, "SYSLOG": ecs.SYSLOG, "ECS": ecs.ECS,
     "Invalid": values.Invalid,
     "HEX": values.HEX, "SPI": values.spi,
-    "problems": problems,
+    "problems": problems, "USER_FIELDS": user_fields, "OBSERVER_HOST": observer_host,
     **{f"C_{kind.upper()}": cache for kind, cache in values.CACHES.items()},
     **{name: getattr(ecs, name) for name in (
         "Event", "EventFields", "Log", "Observer", "Ingress", "Interface", "Endpoint",
@@ -267,15 +290,17 @@ _GLOBALS = {
 
 
 def _compiled(msg: Message, dialect: str, keep_original: bool, form: str,
-              namespace: dict) -> Builder:
-    source = builder_source(msg, dialect, keep_original, form)
+              namespace: dict, shaping: Shaping = DEFAULT) -> Builder:
+    namespace["DATA_STREAM"] = shaping.data_stream
+    source = builder_source(msg, dialect, keep_original, form, shaping.identity_users)
     code = compile(source, f"<builder {msg.id} {form}>", "exec")
     exec(code, namespace)  # noqa: S102 - source built above from the catalog, reprs only
     return namespace.pop("build")
 
 
 def compile_builder(msg: Message, dialect: str, keep_original: bool,
-                    ignore: frozenset[str] = frozenset()) -> Builder:
+                    ignore: frozenset[str] = frozenset(), shaping: Shaping = DEFAULT
+                    ) -> Builder:
     """``msg``'s builder, compiled; it passes over the keys in ``ignore``. Its wide form is
     compiled when a line first needs it."""
     namespace = dict(_GLOBALS, LISTED=listed(msg) | ignore, MAPPED=MAPPED,
@@ -283,14 +308,15 @@ def compile_builder(msg: Message, dialect: str, keep_original: bool,
 
     def wide(*args):
         namespace["WIDE"] = build = _compiled(msg, dialect, keep_original, "wide",
-                                              dict(namespace))
+                                              dict(namespace), shaping)
         return build(*args)
 
     namespace["WIDE"] = wide
-    return _compiled(msg, dialect, keep_original, "listed", namespace)
+    return _compiled(msg, dialect, keep_original, "listed", namespace, shaping)
 
 
-def message_structs(msg: Message, dialect: str, keep_original: bool) -> list[type]:
+def message_structs(msg: Message, dialect: str, keep_original: bool,
+                    shaping: Shaping = DEFAULT) -> list[type]:
     """The Structs that a line's pairs of ``msg`` decode into, one per form of its ID (the
     number, and the eight digits some exports write), when the line has no parameter the
     message does not list (else the decode fails: the pairs then go as a dictionary).
@@ -304,7 +330,7 @@ def message_structs(msg: Message, dialect: str, keep_original: bool) -> list[typ
         fields.append((name, kind | None, None))
 
     def build(p, *args):
-        real = _compiled(msg, dialect, keep_original, "struct", dict(_GLOBALS))
+        real = _compiled(msg, dialect, keep_original, "struct", dict(_GLOBALS), shaping)
         for struct in structs:
             struct.build = real
         return real(p, *args)
@@ -316,8 +342,8 @@ def message_structs(msg: Message, dialect: str, keep_original: bool) -> list[typ
     return structs
 
 
-def _generic(code: str | None, raw_id: str | None, dialect: str, keep_original: bool,
-             ignore: frozenset[str]) -> Builder:
+def generic(code: str | None, raw_id: str | None, dialect: str, keep_original: bool,
+             ignore: frozenset[str], shaping: Shaping = DEFAULT) -> Builder:
     """The builder for an ID the catalog lacks (``code``), a line without one (``raw_id``
     None) or one that is not a number (``code`` None): every parameter but the header's
     goes to ``extra`` as sent."""
@@ -343,16 +369,19 @@ def _generic(code: str | None, raw_id: str | None, dialect: str, keep_original: 
         if sev is not None or pri is not None:
             log = ecs.Log(LEVELS[sev if sev is not None else pri & 7],
                           None if pri is None else ecs.SYSLOG[pri])
+        hostname, observer_ip = observer_host(host)
         event = ecs.Event(
             time or now,
             ecs.event_fields(code=code, severity=sev, original=original if keep_original
-                             else None),
+                             else None, ingested=now),
             log=log,
-            observer=ecs.observer(host),
+            observer=ecs.Observer("Clavister", "cOS Stream", "firewall", hostname,
+                                  ip=observer_ip),
             tags=list(_PLAIN_TAGS),
             clavister=ecs.Clavister(cats, prio, p.get("rev") or None,
                                     p.get("event") or None, p.get("action") or None),
             ecs=ecs.ECS,
+            data_stream=shaping.data_stream,
         )
         extra = {k: v for k, v in p.items() if k not in skipped}
         if raw_id is None:
@@ -368,66 +397,3 @@ def _generic(code: str | None, raw_id: str | None, dialect: str, keep_original: 
         return event
 
     return build
-
-
-class Builders:
-    """Every builder of a catalog, found by the ``id`` text of a line.
-
-    :param ignore: keys the builders pass over, neither mapped nor kept (a record's own
-        keys, where a shipper split the pairs into fields beside them).
-    """
-
-    _CACHED_MAX = 4096
-
-    def __init__(self, catalog: Catalog, dialect: str = "clavister",
-                 keep_original: bool = True, ignore: frozenset[str] = frozenset()):
-        self.dialect, self.keep_original, self.ignore = dialect, keep_original, ignore
-        self.messages = catalog.messages
-        self.known: dict[str, Builder] = {
-            str(msg.id): self._on_first_use(msg) for msg in catalog.messages}
-        #: ``id`` text as sent -> its builder; a dictionary lookup for the usual forms
-        self.by_text: dict[str | None, Builder] = dict(self.known)
-        self.by_text.update({f"{int(code):08d}": b for code, b in self.known.items()})
-        self.by_text[None] = _generic(None, None, dialect, keep_original, ignore)
-        self._preset = len(self.by_text)
-
-    def structs(self) -> list[type]:
-        """Every message's Structs (:func:`message_structs`)."""
-        return [struct for msg in self.messages
-                for struct in message_structs(msg, self.dialect, self.keep_original)]
-
-    def _on_first_use(self, msg: Message) -> Builder:
-        """A stand-in that compiles ``msg``'s builder when a line first needs it (a stream
-        seldom carries every message), then puts it in its own place."""
-
-        def build(*args):
-            real = compile_builder(msg, self.dialect, self.keep_original, self.ignore)
-            self.known[str(msg.id)] = real
-            for key, value in self.by_text.items():
-                if value is build:
-                    self.by_text[key] = real
-            return real(*args)
-
-        return build
-
-    def __call__(self, raw_id: str | None) -> Builder:
-        """The builder for ``raw_id`` as sent (None: the line has no ``id``)."""
-        build = self.by_text.get(raw_id)
-        if build is None:
-            build = self._resolve(raw_id)  # type: ignore[arg-type]
-        return build
-
-    def _resolve(self, raw_id: str) -> Builder:
-        text = raw_id.strip()
-        if text.isascii() and text.isdigit():
-            code = str(int(text))
-            build = self.known.get(code) or _generic(code, raw_id, self.dialect,
-                                                     self.keep_original, self.ignore)
-        else:
-            build = _generic(None, raw_id, self.dialect, self.keep_original, self.ignore)
-        if len(raw_id) <= 16:
-            if len(self.by_text) >= self._preset + self._CACHED_MAX:
-                for key in list(self.by_text)[self._preset:]:
-                    del self.by_text[key]
-            self.by_text[raw_id] = build
-        return build

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import msgspec
 
-from . import __version__, app, catalog, generate, host
+from . import __version__, app, catalog, generate, host, template
 from .adapters import batching, lines, mmexternal
 from .adapters.forward import command as forward_command
 from .config import ConfigError, SiteConfig
 from .config import load as load_config
+from .generate import sessions
 
 log = logging.getLogger("ikefilter")
 
@@ -33,7 +34,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if stats and not Path(stats).resolve().parent.is_dir():
         print(f"ikefilter run: --stats {stats}: no such directory", file=sys.stderr)
         return 2
-    pipeline = app.make_pipeline(args)
+    pipeline = app.make_pipeline(args, write_derived=True)  # a stream: derived events fit
     progress = lines.Progress(bool(args.files) and lines.stderr_is_terminal())
     try:
         if "msgpack" in (args.input_format, args.output_format):
@@ -52,6 +53,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     """Print realistic synthetic lines for every catalog message in every wire shape."""
+    if args.sessions is not None:
+        return sessions.command(args)
     shapes = tuple(args.shape) if args.shape else None
     variants = tuple(args.variant or ())
     try:
@@ -197,6 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="VARIANT", help="every line carries this variant and no other "
                    "(repeatable; listed below); not with --mix wild")
     p.add_argument("--catalog", help="a built catalog JSON (default: the shipped one)")
+    p.add_argument("--sessions", type=_count, metavar="PEERS", help="instead: a day of "
+                   "tunnel sessions of this many peers, in time order (docs/tunnels.md)")
+    p.add_argument("--truth", metavar="FILE", help="with --sessions: write the day's ground "
+                   "truth (every tunnel, the flapping peers) as JSON")
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("catalog", help="build or show the message catalog")
@@ -221,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     forward_command.register(sub)
     mmexternal.register(sub)
+    template.register(sub)
     return parser
 
 

@@ -15,9 +15,11 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from ._toml import TOMLDecodeError, load_toml
+from .ocsf import Schema
 from .record import DEFAULT_SOURCE_KEYS
 from .records import DEFAULT_MAX_DEPTH, DEFAULT_MAX_LINE
 from .severity import code_of
+from .shaping import EcsTable, TimeTable
 
 IpMode = Literal["keep", "mask", "hmac", "truncate", "cryptopan"]
 IdentityMode = Literal["keep", "mask", "hmac"]
@@ -62,6 +64,7 @@ class Redact(_Table):
     ipv6_prefix: Prefix6 = 48
     keep_networks: list[str] = []
     token_length: TokenLength = 16
+    keep_extra: list[NonEmpty] = []
 
     def __post_init__(self) -> None:
         for text in self.keep_networks:
@@ -118,12 +121,21 @@ class Severity(_Table):
     rule: list[SeverityRule] = []
 
 
+class Output(_Table):
+    """``[output]``: the schema of the documents written (``--schema`` wins over it)."""
+
+    schema: Schema = "ecs"
+
+
 class SiteConfig(_Table):
     """The whole site config. ``plugins`` holds one table per site plugin, by name."""
 
     ikefilter: Core = msgspec.field(default_factory=Core)
     redact: Redact = msgspec.field(default_factory=Redact)
     severity: Severity = msgspec.field(default_factory=Severity)
+    output: Output = msgspec.field(default_factory=Output)
+    time: TimeTable = msgspec.field(default_factory=TimeTable)
+    ecs: EcsTable = msgspec.field(default_factory=EcsTable)
     plugins: dict[str, dict[str, Any]] = {}
 
 

@@ -8,10 +8,11 @@ fields are left out of the output.
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Annotated
 
 import msgspec
 
-from .severity import LEVELS
+from .severity import FACILITIES, LEVELS
 
 ECS_VERSION = "9.5.0"
 
@@ -36,7 +37,8 @@ class Syslog(_S, frozen=True):
 
 #: ``log.syslog`` of each PRI, 0-191
 SYSLOG = tuple(
-    Syslog(pri, SyslogCode(pri >> 3), SyslogCode(pri & 7, LEVELS[pri & 7])) for pri in range(192)
+    Syslog(pri, SyslogCode(pri >> 3, FACILITIES[pri >> 3]), SyslogCode(pri & 7, LEVELS[pri & 7]))
+    for pri in range(192)
 )
 
 
@@ -58,6 +60,11 @@ class EventFields(_S):
     reason: str | None = None
     severity: int | None = None
     original: str | None = None
+    ingested: str | None = None
+    # RFC 3339 UTC and nanoseconds: a tunnel's span, on the events that close or sum it up
+    start: str | None = None
+    end: str | None = None
+    duration: int | None = None
 
 
 class Interface(_S):
@@ -74,6 +81,7 @@ class Observer(_S):
     type: str
     hostname: str | None = None
     ingress: Ingress | None = None
+    ip: list[str] | None = None
 
 
 class Endpoint(_S):
@@ -92,10 +100,13 @@ class Network(_S):
     transport: str | None = None
     protocol: str | None = None
     type: str | None = None
+    direction: str | None = None
 
 
 class User(_S):
-    name: str
+    name: str | None = None
+    email: str | None = None
+    domain: str | None = None
 
 
 class Related(_S):
@@ -109,6 +120,14 @@ class Error(_S):
 
 class Ecs(_S, frozen=True):
     version: str
+
+
+class DataStream(_S, frozen=True):
+    """``data_stream.*``: where the document belongs in Elasticsearch."""
+
+    type: str
+    dataset: str
+    namespace: str
 
 
 class Ike(_S):
@@ -138,12 +157,29 @@ class Ipsec(_S):
 
 class IpPool(_S):
     name: str | None = None
-    address: str | None = None
+    # An IP, mapped as one: redaction that yields a token writes it to ``token`` instead.
+    address: Annotated[str, msgspec.Meta(extra={"mapping": "ip"})] | None = None
     count: int | None = None
+    token: str | None = None
 
 
 class Limit(_S):
     max: int | None = None
+
+
+class Tunnel(_S):
+    """``clavister.tunnel.*``: the tunnel session an event belongs to (the ``tunnels`` plugin)."""
+
+    id: str | None = None
+    state: str | None = None
+    age: int | None = None  # seconds since the tunnel came up, at this event
+    rekeys: int | None = None
+    ipsec_sas: int | None = None
+    ipsec_rekeys: int | None = None
+    close_reason: str | None = None
+    partial: bool | None = None  # its start was not seen: start and duration are lower bounds
+    out_of_order: bool | None = None
+    flaps: int | None = None
 
 
 class Clavister(_S):
@@ -160,6 +196,7 @@ class Clavister(_S):
     ipsec: Ipsec | None = None
     ip_pool: IpPool | None = None
     limit: Limit | None = None
+    tunnel: Tunnel | None = None
     extra: dict[str, str] | None = None
 
 
@@ -181,6 +218,7 @@ class Event(_S, rename={"timestamp": "@timestamp"}):
     clavister: Clavister | None = None
     ecs: Ecs | None = None
     labels: dict[str, str] | None = None
+    data_stream: DataStream | None = None
 
     def endpoints(self, which: str = "remote") -> tuple[Endpoint | None, ...]:
         """``source`` and/or ``destination`` by role, for plugins that look up peers.
@@ -246,3 +284,4 @@ TAG_INVALID_VALUE = "ikefilter_invalid_value"
 TAG_NOT_CLAVISTER = "ikefilter_not_clavister"
 TAG_TRUNCATED = "ikefilter_truncated"
 TAG_INTERNAL_ERROR = "ikefilter_internal_error"
+TAG_UNENCODABLE = "ikefilter_unencodable"

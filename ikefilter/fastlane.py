@@ -25,14 +25,14 @@ from typing import NamedTuple
 import msgspec
 
 from . import ecs, values, wire
-from .builders import Builders
+from .builder_table import Builders
 from .record import record_host, record_pri, record_time
 
 _LINES = wire.LINES
 _AT = wire.GROUP
 _CATS, _BODY, _EFW = _AT["cats"], _AT["body"], _AT["efw"]
-_PRI, _RECV, _TS5424, _TS3164, _DEVTIME = (
-    _AT["pri"], _AT["recv"], _AT["ts5424"], _AT["ts3164"], _AT["devtime"])
+_PRI, _RECV, _RECVPRI, _TS5424, _TS3164, _DEVTIME = (
+    _AT["pri"], _AT["recv"], _AT["recvpri"], _AT["ts5424"], _AT["ts3164"], _AT["devtime"])
 _HOSTS = (_AT["host5424"], _AT["host3164"], _AT["recvhost"])
 
 #: in the place of a line that has no header and no ``id=``: not Clavister's
@@ -55,6 +55,7 @@ class Lane:
 
     def __init__(self, builders: Builders):
         self.builders = builders
+        self.local = builders.shaping.local_time
         structs = builders.structs()
         # A union tagged on "id": a line of a catalogued message with no other parameter
         # decodes into its message's Struct; any other line into a dictionary.
@@ -113,10 +114,10 @@ class Lane:
             if g[_CATS]:
                 if pairs and not g[_EFW] and "id" not in p:
                     continue  # "ERROR: disk full" fits the header: only EFW or an id is ours
-                key = (g[_PRI], g[_RECV], g[_TS5424], g[_TS3164], g[_DEVTIME])
+                key = (g[_PRI], g[_RECV], g[_RECVPRI], g[_TS5424], g[_TS3164], g[_DEVTIME])
                 fields = headers.get(key)
                 if fields is None:
-                    fields = headers[key] = wire.header_fields(g, clock)
+                    fields = headers[key] = wire.header_fields(g, clock, self.local)
                 pri, time, _, stamp = fields
                 notes = None if stamp is None or time is not None else [
                     wire.invalid_timestamp(stamp)]
@@ -126,7 +127,6 @@ class Lane:
                 pri = time = host = cats = notes = None
             else:
                 continue
-            when = now
             if records is not None:
                 record = records[i]
                 if record is not None:
@@ -137,15 +137,15 @@ class Lane:
                     if pri is None:
                         pri = record_pri(record)
                 if time is None and times is not None:
-                    when = times[i] or now  # (read only where needed: it may be converted)
+                    time = times[i]  # (read only where needed: it may be converted)
             if not pairs:
-                out[i] = p.build(pri, time, cats, host, texts[i], when, notes)
+                out[i] = p.build(pri, time, cats, host, texts[i], now, notes)
                 continue
             raw_id = p.get("id")
             build = by_text.get(raw_id)
             if build is None:
                 build = builders(raw_id)
-            out[i] = build(p, pri, time, cats, host, texts[i], when, notes)
+            out[i] = build(p, pri, time, cats, host, texts[i], now, notes)
         return out
 
 

@@ -154,3 +154,29 @@ def ikefilter_severity(events: list[Event]) -> Iterable[int] | Mapping[int, str]
     :param events: the batch's events, to change in place (see the stage contract above).
     :return: None, or the events to drop: indices, or a mapping of index to rule name.
     """
+
+
+# -------------------------------------------------------------------------------------------
+# After the stages: once per batch
+# -------------------------------------------------------------------------------------------
+
+
+@hookspec
+def ikefilter_derive(events: list[Event]) -> list[Event] | None:
+    """Make new events of what the batch and those before it showed: summaries, alerts.
+
+    Called once per batch, after the three stages have run on it. Not ``firstresult``:
+    every implementation runs, each on its own. The events returned are new
+    ``ikefilter.ecs.Event`` Structs (never items of ``events``); they go through enrich,
+    redact and severity like any event, are written after the batch's own by the commands
+    that write a stream (``run``), and are counted in ``stats.derived``. A stateful plugin
+    builds them in :func:`ikefilter_enrich`, where it sees the values before redaction,
+    and hands them over here. Events derived from derived events are not asked for.
+
+    Fails open: when an implementation raises, nothing is derived from it for that batch,
+    and the error is logged once per plugin.
+
+    :param events: the batch's events as they will be written (after every stage; the
+        dropped ones left out). Read them, never change them.
+    :return: None, or a list of new events.
+    """

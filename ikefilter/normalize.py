@@ -11,9 +11,10 @@ import functools
 from typing import Literal
 
 from . import ecs
-from .builders import Builders
+from .builder_table import Builders
 from .catalog import Catalog, Message
 from .record import RECORD_META
+from .shaping import DEFAULT, Shaping
 from .wire import Decoded
 
 SeverityDialect = Literal["clavister", "syslog"]
@@ -27,18 +28,23 @@ class Normalizer:
         catalog: Catalog,
         severity_dialect: SeverityDialect = "clavister",
         keep_original: bool = True,
+        shaping: Shaping = DEFAULT,
     ):
         self.catalog = catalog
         self.messages: dict[int, Message] = catalog.by_id()
         self.severity_dialect = severity_dialect
         self.keep_original = keep_original
-        self.builders = Builders(catalog, severity_dialect, keep_original)
+        self.shaping = shaping
+        #: how times without a zone are read (``[time] zone``)
+        self.local_time = shaping.local_time
+        self.builders = Builders(catalog, severity_dialect, keep_original, shaping=shaping)
 
     @functools.cached_property
     def record_builders(self) -> Builders:
         """The builders for records whose pairs a shipper split into fields: they pass over
         the record's own keys (time, host, ...)."""
-        return Builders(self.catalog, self.severity_dialect, self.keep_original, RECORD_META)
+        return Builders(self.catalog, self.severity_dialect, self.keep_original, RECORD_META,
+                        self.shaping)
 
     def normalize(self, d: Decoded, now: str) -> ecs.Event:
         """The event of one decoded line; ``now`` dates it when the line has no time."""

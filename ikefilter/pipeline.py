@@ -33,6 +33,7 @@ from .records import (
     Reader,
     cut,
 )
+from .shaping import DEFAULT, Shaping
 from .stats import Stats
 from .wire import NOT_CLAVISTER
 
@@ -66,6 +67,10 @@ class Pipeline:
         max_depth: int = DEFAULT_MAX_DEPTH,
         fast: bool = True,
         site: object = None,
+        render: Callable[[list[Output]], list[Output]] | None = None,
+        derive: Callable[[list, Stats, bool], list] | None = None,
+        write_derived: bool = False,
+        shaping: Shaping = DEFAULT,
     ):
         """:param max_line: longest line kept whole, in bytes (characters for ``str``
             lines and for a record's line); a longer one is cut to it and tagged.
@@ -75,13 +80,17 @@ class Pipeline:
             every line is split on its own (same output).
         :param site: the configured plugins behind ``stages``
             (:class:`~ikefilter.host.Site`), kept for whoever closes them at exit.
+        :param render: called once per batch on the output after the site stages and the
+            counts (:func:`ikefilter.ocsf.renderer`: the OCSF profile); None writes ECS.
+        :param shaping: the site's ``[time]`` and ``[ecs]`` (:mod:`ikefilter.shaping`).
         """
         if max_line < 1 or max_depth < 1:
             raise ValueError("max_line and max_depth must be at least 1")
         self.catalog = catalog or load_catalog()
-        self.normalizer = Normalizer(self.catalog, severity_dialect, keep_original)
+        self.normalizer = Normalizer(self.catalog, severity_dialect, keep_original, shaping)
         self.stages = stages
         self.site = site
+        self.render = render
         self.source_keys = tuple(source_keys)
         self.non_clavister = non_clavister
         self.max_line = max_line
@@ -89,6 +98,7 @@ class Pipeline:
         self.stats = Stats()
         self.reader = Reader(self.normalizer, self.source_keys, non_clavister, max_line,
                              max_depth)
+        self.derive, self.write_derived = derive, write_derived  # ikefilter.host.derived.Deriver
         self._faults_logged: set[str] = set()
         self.lane = Lane(self.normalizer.builders) if fast else None
 
@@ -193,7 +203,7 @@ class Pipeline:
                     out[i] = self.reader.from_record(r, when,
                                                None if originals is None else originals[i],
                                                texts_only=texts_only is not None
-                                               and texts_only[i])
+                                               and texts_only[i], ingested=now)
                 else:
                     out[i] = self.reader.failure(cut(repr(r), self.max_line),
                                            "record is not a mapping", when)
@@ -264,7 +274,9 @@ class Pipeline:
                          if tags is not None and tags != _PLAIN_TAGS and _failure_tagged(tags))
         stats.tagged += tagged
         stats.passthrough += written - events
-        return out
+        if self.derive is not None:
+            out = self.derive(out, stats, self.write_derived)
+        return out if self.render is None else self.render(out)
 
 
 def _place(events: list, index: Sequence[int], out: list, rest: list[int],

@@ -129,7 +129,7 @@ class Reader:
 
     def from_text(self, text: str, now: str) -> Output:
         try:
-            decoded = decode_line(text)
+            decoded = decode_line(text, None, self.normalizer.local_time)
         except NotClavister as exc:
             return self.not_clavister({"message": text}, text, str(exc), now)
         except Undecodable as exc:
@@ -137,10 +137,12 @@ class Reader:
         return self.normalizer.normalize(decoded, now)
 
     def from_record(self, record: dict, now: str, text: str | None,
-                     unwrap: bool = True, texts_only: bool = False) -> Output:
+                    unwrap: bool = True, texts_only: bool = False,
+                    ingested: str | None = None) -> Output:
         """The output of one record: its line's, or its split pairs' (``texts_only``: the
         values are all text), or a record that is not Clavister's; ``text``: the JSON text
-        it came as, if it came as a line."""
+        it came as, if it came as a line; ``ingested``: when it was taken in, where ``now``
+        is the shipper's time of it."""
         line = None
         for key in self.source_keys:
             value = record.get(key)
@@ -155,16 +157,16 @@ class Reader:
             if inner is not None and (
                     "id" in inner
                     or any(isinstance(inner.get(key), str) for key in self.source_keys)):
-                return self.from_record(inner, now, line, False, inner_texts)
+                return self.from_record(inner, now, line, False, inner_texts, ingested)
         if line is not None:
             if len(line) > self.max_line:
                 cut = line[:self.max_line]
-                result = self.from_source(record, cut, now)
+                result = self.from_source(record, cut, now, ingested)
                 # A record that is not ours goes on unchanged, as it came.
                 return result if type(result) is dict else self.truncated(result, cut, now)
-            return self.from_source(record, line, now)
+            return self.from_source(record, line, now, ingested)
         if "id" in record:
-            return self.split(record, now, text, texts_only)
+            return self.split(record, now, text, texts_only, ingested)
         why = "no Clavister line in the record"
         if self.non_clavister != "tag":
             return self.not_clavister(record, "", why, now)  # passed or dropped as is
@@ -172,7 +174,7 @@ class Reader:
         return self.not_clavister(record, original, why, now)
 
     def split(self, record: dict, now: str, original: str | None,
-               texts_only: bool = False) -> ecs.Event:
+              texts_only: bool = False, ingested: str | None = None) -> ecs.Event:
         """A record whose pairs a shipper already split into fields: values that are not
         text are read as their JSON text (``texts_only``: there are none); the record's own
         keys give time, host and PRI."""
@@ -187,24 +189,25 @@ class Reader:
         if original is None and self.normalizer.keep_original:
             original = self._json_encoder.encode(record).decode()
         build = self.normalizer.record_builders(p.get("id"))
-        return build(p, record_pri(record), record_time(record), None, record_host(record),
-                     original, now, None)
+        return build(p, record_pri(record), record_time(record) or (ingested and now), None,
+                     record_host(record), original, ingested or now, None)
 
-    def from_source(self, record: dict, line: str, now: str) -> Output:
+    def from_source(self, record: dict, line: str, now: str,
+                    ingested: str | None = None) -> Output:
         """A record's raw line, with the record's time, host and PRI where the line has none."""
         try:
-            decoded = decode_line(line)
+            decoded = decode_line(line, None, self.normalizer.local_time)
         except NotClavister as exc:
             return self.not_clavister(record, line, str(exc), now)
         except Undecodable as exc:
             return self.failure(line, str(exc), now)
         if decoded.time is None:
-            decoded.time = record_time(record)
+            decoded.time = record_time(record) or (ingested and now)
         if decoded.host is None:
             decoded.host = record_host(record)
         if decoded.pri is None:
             decoded.pri = record_pri(record)
-        return self.normalizer.normalize(decoded, now)
+        return self.normalizer.normalize(decoded, ingested or now)
 
     def failure(self, original: str, why: str, now: str) -> ecs.Event:
         return ecs.failure(why, ["clavister", ecs.TAG_PARSE_FAILURE], now, original)

@@ -1,14 +1,25 @@
-"""Syslog severities: codes, the names the catalog writes, ECS ``log.level`` names."""
+"""Syslog severities and facilities: codes, the names the catalog writes, the RFC 5424 names
+ECS ``log.level`` and ``log.syslog.*.name`` take."""
 
 from __future__ import annotations
 
 # code -> log.level (the lowercase name of the effective severity)
-LEVELS = ("emergency", "alert", "critical", "error", "warning", "notice", "information", "debug")
+LEVELS = ("emergency", "alert", "critical", "error", "warning", "notice", "informational", "debug")
 
 _ALIASES = {
     "emerg": 0, "panic": 0, "crit": 2, "err": 3, "warn": 4,
-    "informational": 6, "info": 6,
+    "information": 6, "info": 6,
 }
+
+#: facility code -> its name, as syslog daemons write it (``log.syslog.facility.name``)
+FACILITIES = (
+    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron",
+    "authpriv", "ftp", "ntp", "security", "console", "solaris-cron",
+    "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
+)
+#: a facility name in any case (``Local0``, as syslog receivers write it) -> its code
+FACILITY_CODES = {name: code for code, name in enumerate(FACILITIES)} | {
+    "security/authorization": 4, "log audit": 13, "log alert": 14, "clock": 15}
 _BY_NAME = {name: code for code, name in enumerate(LEVELS)} | _ALIASES
 
 

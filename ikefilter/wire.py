@@ -12,6 +12,9 @@ from datetime import datetime, timezone
 
 import msgspec
 
+from .localtime import UTC, LocalTime, utc_text
+from .severity import FACILITY_CODES, code_of
+
 
 class Decoded(msgspec.Struct):
     """What a line says, before any catalog lookup. ``params`` values are text as sent."""
@@ -43,7 +46,7 @@ HEADER_PATTERN = r"""
     \ufeff?
     (?:<(?P<pri>\d{1,3})>)?
     (?:
-        (?P<recv>\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d)\t[^\t\n]*\t(?P<recvhost>[^\t\n]*)\t
+        (?P<recv>\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d)\t(?P<recvpri>[^\t\n]*)\t(?P<recvhost>[^\t\n]*)\t
       | 1\ (?:(?P<ts5424>\d{4}-\d\d-\d\dT\S+)|-)\ (?P<host5424>\S+)[ ]
         (?:\S+\ \S+\ \S+\ (?:-|(?:\[(?:[^\]"\\\n]|\\.|"(?:[^"\\\n]|\\.)*")*\])+)\ \ufeff?)?
       | (?P<ts3164>[A-Z][a-z]{2}\ [\ \d]?\d(?:\ \d{4})?\ \d\d:\d\d:\d\d)\ (?P<host3164>\S+)[ ]
@@ -80,9 +83,6 @@ _PAIR = re.compile(
 # identity such as ``CN=Smith\, John`` keeps its escape).
 _ESCAPE = re.compile(r'\\(["\\])')
 _ID_ANYWHERE = re.compile(r"(?:^|[\s\[])id=")
-
-_MONTHS = {m: i for i, m in enumerate(
-    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
 
 NOTE_UNBALANCED_QUOTE = "unbalanced quote"
 
@@ -233,40 +233,24 @@ def _utc_iso(text: str) -> str | None:
                 datetime.fromisoformat(text[:19])
             except ValueError:
                 return None
-            return text
+            # One form for every time written: milliseconds, cut (never rounded into the
+            # next second).
+            return f"{text[:19]}.{text[20:-1][:3].ljust(3, '0')}Z"
         text = text[:-1] + "+00:00"
     if not text.isascii():
         return None  # fromisoformat reads other scripts' digits; an index does not
     try:
-        dt = datetime.fromisoformat(text)
-        if dt.tzinfo is None:
-            return dt.isoformat() + "Z"
-        return dt.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+        return utc_text(datetime.fromisoformat(text))  # (naive: taken as UTC)
     except (ValueError, OverflowError):
         return None  # OverflowError: year 1 or 9999 pushed past the range by the offset
 
 
-def _bsd_time(text: str, now: datetime) -> str | None:
-    parts = text.split()
-    month = _MONTHS.get(parts[0])
-    if month is None:
-        return None
-    day = int(parts[1])
-    if len(parts) == 4:
-        year, clock = int(parts[2]), parts[3]
-    else:
-        # RFC 3164 has no year: the current one, or the last one for a date in the future.
-        year, clock = now.year, parts[2]
-        if (month, day) > (now.month, now.day + 1):
-            year -= 1
-    return f"{year:04d}-{month:02d}-{day:02d}T{clock}Z"
-
-
-def decode_line(line: str, now: datetime | None = None) -> Decoded:
+def decode_line(line: str, now: datetime | None = None, local: LocalTime = UTC) -> Decoded:
     """Decode one line (no trailing newline).
 
     :raises NotClavister: no Clavister header and no ``id=`` anywhere.
     :raises Undecodable: a Clavister header whose body has no pairs.
+    :param local: how times without a zone are read.
     """
     m = LINES.match(line)
     if not m["cats"]:
@@ -280,7 +264,7 @@ def decode_line(line: str, now: datetime | None = None) -> Decoded:
         raise NotClavister(NOT_CLAVISTER)
     if not params:
         raise Undecodable("no name=value pairs after the header")
-    pri, time, host, stamp = header_fields(m.groups(), now)
+    pri, time, host, stamp = header_fields(m.groups(), now, local)
     if stamp is not None and time is None:
         notes = (notes or []) + [invalid_timestamp(stamp)]
     return Decoded(
@@ -295,19 +279,26 @@ def decode_line(line: str, now: datetime | None = None) -> Decoded:
 
 
 _PRIS = {str(pri): pri for pri in range(192)}
-_bsd_times: dict[tuple[str, int], str | None] = {}
-_spaced_times: dict[str, str | None] = {}
+_column_pris: dict[str, int | None] = {}
 
 
-def _spaced_time(text: str) -> str | None:
-    """``YYYY-MM-DD hh:mm:ss`` (UTC) as RFC 3339, or None. Memoized."""
-    value = _spaced_times.get(text, _MISS)
-    if value is _MISS:
-        value = utc_iso(text.replace(" ", "T") + "Z")
-        if len(_spaced_times) >= _TIME_CACHE_MAX:
-            _spaced_times.clear()
-        _spaced_times[text] = value
-    return value  # type: ignore[return-value]
+def column_pri(text: str) -> int | None:
+    """The PRI a syslog receiver's ``Facility.Severity`` column stands for (``Local0.Info``:
+    134), or None when it is not one."""
+    pri = _column_pris.get(text, _MISS)
+    if pri is _MISS:
+        facility, _, severity = text.strip().lower().rpartition(".")
+        code = FACILITY_CODES.get(facility)
+        pri = None
+        if code is not None and severity and not severity.isdigit():
+            try:
+                pri = code << 3 | code_of(severity)
+            except ValueError:
+                pass
+        if len(_column_pris) >= _TIME_CACHE_MAX:
+            _column_pris.clear()
+        _column_pris[text] = pri
+    return pri  # type: ignore[return-value]
 
 
 def invalid_timestamp(stamp: str) -> str:
@@ -316,35 +307,31 @@ def invalid_timestamp(stamp: str) -> str:
 
 
 def header_fields(
-    groups: tuple, now: datetime | None = None
+    groups: tuple, now: datetime | None = None, local: LocalTime = UTC
 ) -> tuple[int | None, str | None, str | None, str | None]:
     """PRI, time (RFC 3339 UTC), host and the timestamp as sent, from the groups of a header
-    match in pattern order. Time is None for a timestamp that is not a real one."""
-    pri_text, recv, recvhost, ts5424, host5424, ts3164, host3164, devtime = groups[:8]
+    match in pattern order. Time is None for a timestamp that is not a real one; ``local``
+    reads the times that carry no zone. Without a ``<PRI>``, a receiver's
+    ``Facility.Severity`` column gives it."""
+    pri_text, recv, recvpri, recvhost, ts5424, host5424, ts3164, host3164, devtime = groups[:9]
     pri = _PRIS.get(pri_text)
     if pri is None and pri_text:
         pri = int(pri_text)
         if pri > 191:
             pri = None  # RFC 5424: PRI is 0-191; anything else says nothing about severity
+    elif recvpri:
+        pri = column_pri(recvpri)
     stamp = time = None
     if devtime:
         stamp = devtime
-        time = _spaced_time(stamp)
+        time = local.plain(stamp)
     elif ts5424:
         stamp = ts5424
         time = utc_iso(stamp)
     elif ts3164:
         stamp = ts3164
-        now = now or datetime.now(timezone.utc)
-        key = (stamp, now.toordinal())
-        time = _bsd_times.get(key, _MISS)
-        if time is _MISS:
-            time = _bsd_time(stamp, now)
-            time = utc_iso(time) if time is not None else None
-            if len(_bsd_times) >= _TIME_CACHE_MAX:
-                _bsd_times.clear()
-            _bsd_times[key] = time
+        time = local.bsd(stamp, now or datetime.now(timezone.utc))
     elif recv:
         stamp = recv
-        time = _spaced_time(stamp)
+        time = local.plain(stamp)
     return pri, time, host5424 or host3164 or recvhost or None, stamp

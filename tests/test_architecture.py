@@ -17,7 +17,7 @@ DOC = PACKAGE.parent / "docs" / "architecture.md"
 
 ADAPTERS = ("lines", "msgpack_stream", "syslogng", "mmexternal", "forward")
 ADAPTER_SHARED = ("batching", "msgpack_framing")
-PLUGIN_MAY_IMPORT = ("ikefilter", "config", "ecs", "values", "severity", "plugins.*")
+PLUGIN_MAY_IMPORT = ("ikefilter", "config", "ecs", "values", "severity", "identity", "plugins.*")
 
 
 def rooms() -> list[tuple[str, list[str]]]:

@@ -72,7 +72,8 @@ def test_770_every_field_literally(cat):
         "Check for any new crashdumps and report the incident via your support channel."
     )
     assert m.ecs == catalog.EcsMapping(
-        action="ike-watchdog-restart", category=["host"], type=["info"], outcome="failure"
+        action="ike-watchdog-restart", category=["process"], type=["end", "start"],
+        outcome="failure"
     )
 
 
@@ -182,9 +183,9 @@ def test_curated_mapping_with_an_unknown_key_is_an_error(addition):
 
 def test_curated_mapping_with_an_invalid_outcome_is_an_error():
     curated = CURATED.read_text("utf-8").replace(
-        '[messages.530]\naction = "ike-sa-established"\ntype = ["connection", "start"]\n'
+        '[messages.530]\naction = "ike-sa-established"\ntype = ["start"]\n'
         'outcome = "success"',
-        '[messages.530]\naction = "ike-sa-established"\ntype = ["connection", "start"]\n'
+        '[messages.530]\naction = "ike-sa-established"\ntype = ["start"]\n'
         'outcome = "great"',
     )
     assert 'outcome = "great"' in curated
@@ -253,7 +254,7 @@ def test_cli_catalog_show_530(capsys):
         "Proposed action": "None",
         "event.action": "ike-sa-established",
         "event.category": "network, session",
-        "event.type": "connection, start",
+        "event.type": "start",
         "event.outcome": "success",
     }
 

@@ -29,7 +29,7 @@ from ikefilter.adapters.msgpack_stream import object_ends
 ROOT = Path(ikefilter.__file__).resolve().parent.parent
 STATS_LINE = re.compile(
     rb"in=(\d+) out=(\d+) dropped=(\d+) quarantined=(\d+) tagged=(\d+) passthrough=(\d+) "
-    rb"dropped_by_rule=(\{[^\n]*\})")
+    rb"dropped_by_rule=(\{[^\n]*\}) derived=(\d+)")
 MAX_LINE = 4096  # the hostile corpus has lines over it; the configs below set it
 
 
@@ -160,9 +160,10 @@ quarantine = "quarantine.jsonl"
 def reported(stderr: bytes) -> dict:
     found = STATS_LINE.findall(stderr)
     assert len(found) == 1, stderr[-2000:]
-    i, o, d, q, t, p, rules = found[0]
+    i, o, d, q, t, p, rules, derived = found[0]
     return {"in": int(i), "out": int(o), "dropped": int(d), "quarantined": int(q),
-            "tagged": int(t), "passthrough": int(p), "dropped_by_rule": json.loads(rules)}
+            "tagged": int(t), "passthrough": int(p), "dropped_by_rule": json.loads(rules),
+            "derived": int(derived)}
 
 
 def check_stats(stats_file: Path, stderr: bytes | None, n_in: int, n_out: int) -> dict:

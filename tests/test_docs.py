@@ -11,7 +11,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from ikefilter import cli, config, hookspecs
+from ikefilter import app, catalog, cli, config, ecs, hookspecs, ocsf_mapping, shaping
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGINS_MD = ROOT / "docs" / "plugins.md"
@@ -60,6 +60,9 @@ def _fields(struct: type) -> list[str]:
     ("`[ikefilter]`", config.Core),
     ("`[redact]`: the built-in redaction plugin", config.Redact),
     ("`[[severity.rule]]`: the built-in severity remapping", config.SeverityRule),
+    ("`[output]`: the documents written", config.Output),
+    ("`[time]`: times without a zone", shaping.TimeTable),
+    ("`[ecs]`: what goes into ECS fields beyond the catalog's mapping", shaping.EcsTable),
 ])
 def test_every_config_key_is_in_the_config_guide(table, struct):
     doc = sections(CONFIG_MD.read_text("utf-8"))
@@ -101,3 +104,34 @@ def test_the_guide_example_plugin_works_as_written(tmp_path, capsysbinary, monke
     assert cli.main(["plugins", "--config", str(tmp_path / "site.toml")]) == 0
     listing = capsysbinary.readouterr().out.decode()
     assert re.search(r"^asset_owner +config_tables, configure, enrich", listing, re.M)
+
+
+OCSF_MD = ROOT / "docs" / "ocsf.md"
+OCSF_EXAMPLE_CLOCK = "2026-11-26T10:00:05.000Z"  # the docs' examples were taken in then
+
+
+def test_the_ocsf_table_is_the_mapping():
+    mapping, cat = ocsf_mapping.load(), catalog.load()
+    rows = re.findall(r"^\| (\d+) \| (\S+) \| (\d+) [^|]+ \| (\d+) ([^|]+) \| (\w+) \|$",
+                      OCSF_MD.read_text("utf-8"), re.M)
+    assert sorted(int(r[0]) for r in rows) == sorted(m.id for m in cat.messages)
+    for code, action, class_uid, activity_id, activity, outcome in rows:
+        entry, msg = mapping.messages[int(code)], cat.by_id()[int(code)]
+        cls = mapping.classes[entry.class_uid]
+        assert (int(class_uid), int(activity_id)) == (entry.class_uid, entry.activity_id), code
+        assert activity.strip() == (entry.activity_name or cls.activities[entry.activity_id])
+        assert (action, outcome) == (msg.ecs.action, msg.ecs.outcome or "none"), code
+
+
+def test_the_ocsf_examples_are_what_run_writes(monkeypatch):
+    monkeypatch.setattr(ecs, "now", lambda: OCSF_EXAMPLE_CLOCK)
+    examples = re.findall(r"<!-- ocsf-example -->\n```\n(.*?)\n```\n\n```json\n(.*?)```",
+                          OCSF_MD.read_text("utf-8"), re.S)
+    pipeline = app.build_pipeline(entry_points=False, schema="ocsf")
+    docs = pipeline.process_lines([line for line, _ in examples])
+    classes = set()
+    for (line, shown), doc in zip(examples, docs, strict=True):
+        written = json.loads(msgspec.json.encode(doc))
+        assert written == json.loads(shown), line
+        classes.add(written["class_uid"])
+    assert classes == set(ocsf_mapping.load().classes)  # an example of every class used

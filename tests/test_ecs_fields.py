@@ -244,6 +244,8 @@ def _struct_leaves(t, prefix: str = ""):
             yield from _struct_leaves(f.type, f"{prefix}{f.encode_name}.")
     elif isinstance(t, msgspec.inspect.ListType):
         yield from _struct_leaves(t.item_type, prefix)
+    elif isinstance(t, msgspec.inspect.Metadata):
+        yield from _struct_leaves(t.type, prefix)
     else:
         kind = {
             msgspec.inspect.StrType: "str", msgspec.inspect.IntType: "int",

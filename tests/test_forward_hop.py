@@ -14,6 +14,7 @@ import msgspec
 
 from ikefilter import catalog, generate
 from ikefilter.adapters.forward.frames import Frame, batches
+from ikefilter.adapters.forward.limits import SLICE
 from ikefilter.adapters.forward.protocol import (
     FrameSplitter,
     decode_frame,
@@ -146,7 +147,7 @@ class Recording(Pipeline):
 
 
 def test_a_big_frame_goes_through_in_batches_and_its_chunk_is_acked_once_all_are() -> None:
-    """A 5,000-record chunk: the processor sees batches of at most 2,000 records, the next
+    """A 5,000-record chunk: the processor sees slices of at most 2,000 records, the next
     hop gets the documents in several frames, every one exactly once, and the sender's
     chunk is acked once the next hop has acked them all."""
     lines = _lines(5000)
@@ -155,8 +156,7 @@ def test_a_big_frame_goes_through_in_batches_and_its_chunk_is_acked_once_all_are
     async def main() -> tuple[bytes, NextHop]:
         hop = NextHop(delay=0.05)
         hop_port = await hop.start()
-        server = ForwardServer(processor, (LOOPBACK, 0), upstream=(LOOPBACK, hop_port),
-                               batch_size=2000)
+        server = ForwardServer(processor, (LOOPBACK, 0), upstream=(LOOPBACK, hop_port))
         _, port = await server.start()
         reader, writer = await asyncio.open_connection(LOOPBACK, port)
         payload, size = pack_entries([event_time(1_800_000_000)] * len(lines),
@@ -174,5 +174,5 @@ def test_a_big_frame_goes_through_in_batches_and_its_chunk_is_acked_once_all_are
     ack, hop = asyncio.run(main())
     assert msgspec.msgpack.decode(ack) == {"ack": "c1"}
     assert hop.entries == Counter(lines)
-    assert processor.batches == [2000, 2000, 1000]
+    assert SLICE == 2000 and processor.batches == [2000, 2000, 1000]
     assert processor.stats.in_ == processor.stats.out == 5000

@@ -12,19 +12,27 @@ import pytest
 from ikefilter.adapters.forward.output import FileOutput
 
 
-@pytest.mark.parametrize("before, after", [
+@pytest.mark.parametrize("before, after, aside", [
     # a run killed mid-write left half a document after the last whole one
-    (b'{"a":1}\n{"b":"half', b'{"a":1}\n{"b":"half\n{"c":3}\n'),
-    (b'{"a":1}\n', b'{"a":1}\n{"c":3}\n'),
-    (b"", b'{"c":3}\n'),
-], ids=["torn", "whole", "empty"])
-def test_the_next_batch_starts_on_a_line_of_its_own(tmp_path: Path, before, after) -> None:
+    (b'{"a":1}\n{"b":"half', b'{"a":1}\n{"c":3}\n', b'{"b":"half\n'),
+    (b'{"a":1}\n', b'{"a":1}\n{"c":3}\n', None),
+    (b"", b'{"c":3}\n', None),
+    (b'{"x":"' + b"y" * 200_000, b'{"c":3}\n', b'{"x":"' + b"y" * 200_000 + b"\n"),
+], ids=["torn", "whole", "empty", "all-one-fragment"])
+def test_a_torn_tail_is_moved_aside_before_the_next_batch(tmp_path: Path, before, after,
+                                                           aside) -> None:
     out = tmp_path / "out.jsonl"
     out.write_bytes(before)
     write = FileOutput(out)
     write(b'{"c":3}\n')
     write.close()
     assert out.read_bytes() == after
+    torn = tmp_path / "out.jsonl.torn"
+    if aside is None:
+        assert not torn.exists() and write.torn == 0
+    else:
+        assert torn.read_bytes() == aside and write.torn == 1
+        assert torn.stat().st_mode & 0o777 == 0o600
 
 
 def test_a_batch_whose_write_fails_is_cut_off_again(tmp_path: Path) -> None:

@@ -442,3 +442,65 @@ def test_payloads_stay_under_the_limit_and_keep_every_entry_in_order(limit) -> N
 def test_event_times_outside_the_years_an_index_takes_are_no_times(value, iso) -> None:
     # an index refuses a document whose @timestamp is not within 0001-9999
     assert protocol.event_time_iso(value) == iso
+
+
+# -- work budgets ----------------------------------------------------------------------------
+
+
+def test_a_gzip_bomb_is_refused_once_it_inflates_past_its_budget() -> None:
+    import zlib
+
+    from ikefilter.adapters.msgpack_framing import OverBudget
+
+    bomb = zlib.compress(b"\x90" * (8 << 20), 9, wbits=31)
+    frame = enc.encode(["t", bomb, {"compressed": "gzip"}])
+    with pytest.raises(OverBudget, match="more than 1000 objects"):
+        decode_frame(frame, max_objects=1000)
+    small = enc.encode(["t", zlib.compress(b"\x90" * 1000, wbits=31), {"compressed": "gzip"}])
+    assert decode_frame(small, max_objects=1000).invalid == 1000  # within: decoded
+
+
+def test_the_events_budget_counts_entries() -> None:
+    from ikefilter.adapters.msgpack_framing import OverBudget
+
+    frame = enc.encode(["t", b"\x92\x00\x80" * 11, {"size": 11}])
+    assert len(decode_frame(frame, max_events=11).records) == 11
+    with pytest.raises(OverBudget, match="more than 10 events"):
+        decode_frame(frame, max_events=10)
+
+
+def test_the_splitter_spends_the_budget_as_bytes_arrive() -> None:
+    from ikefilter.adapters.msgpack_framing import OverBudget
+
+    splitter = FrameSplitter(max_objects=100)
+    assert splitter.feed(b"\x92\xa1t\xdc\x00\xc8" + b"\x90" * 50) == []
+    with pytest.raises(OverBudget):
+        splitter.feed(b"\x90" * 60)
+    ok = FrameSplitter(max_objects=100)
+    frame = b"\x92\xa1t\xdc\x00\x61" + b"\x90" * 0x61  # 100 objects exactly
+    assert ok.feed(frame[:40]) == [] and ok.feed(frame[40:]) == [frame]
+
+
+def test_nesting_too_deep_for_the_decoder_is_a_protocol_error() -> None:
+    frame = enc.encode(["t", b"\x91" * 100_000 + b"\x00", {"size": 1}])
+    with pytest.raises(FrameError, match="nesting"):
+        decode_frame(frame)
+
+
+def test_repeated_warnings_are_rate_limited() -> None:
+    import logging
+
+    from ikefilter.adapters.forward.limits import RateLimit
+
+    now = [0.0]
+    limit = RateLimit(10.0, clock=lambda: now[0])
+
+    def record(msg: str) -> logging.LogRecord:
+        return logging.LogRecord("x", logging.WARNING, "", 0, msg, ("peer",), None)
+
+    passed = [limit.filter(record("closing %s")) for _ in range(5)]
+    assert passed == [True, False, False, False, False]
+    assert limit.filter(record("other %s"))  # another kind passes
+    now[0] = 11.0
+    again = record("closing %s")
+    assert limit.filter(again) and again.getMessage() == "closing peer (4 more like this held back)"

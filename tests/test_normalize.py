@@ -14,23 +14,22 @@ from ikefilter.pipeline import Pipeline
 
 NET_SESSION = ["network", "session"]
 NET = ["network"]
-HOST = ["host"]
 
 # The output contract, per message: ID -> (event.action, event.category, event.type, event.outcome).
 # None for the outcome: the row says "none", and no event.outcome is written.
 SCHEMA = {
-    530: ("ike-sa-established", NET_SESSION, ["connection", "start"], "success"),
-    419: ("ike-sa-failed", NET_SESSION, ["connection", "start"], "failure"),
-    642: ("ike-negotiation-failed", NET_SESSION, ["connection", "start"], "failure"),
-    590: ("ike-sa-deleted", NET_SESSION, ["connection", "end"], "success"),
-    616: ("ike-sa-rekeyed", NET_SESSION, ["connection", "info"], "success"),
-    161: ("ike-sa-rekey-failed", NET_SESSION, ["connection", "info"], "failure"),
-    155: ("ipsec-sa-created", NET_SESSION, ["connection", "start"], "success"),
-    556: ("ipsec-sa-failed", NET_SESSION, ["connection", "start"], "failure"),
-    183: ("ipsec-sa-deleted", NET_SESSION, ["connection", "end"], "success"),
-    628: ("ipsec-sa-rekeyed", NET_SESSION, ["connection", "info"], "success"),
-    172: ("ipsec-sa-rekey-failed", NET_SESSION, ["connection", "info"], "failure"),
-    803: ("ike-peer-dead", NET_SESSION, ["connection", "end"], "failure"),
+    530: ("ike-sa-established", NET_SESSION, ["start"], "success"),
+    419: ("ike-sa-failed", NET, ["connection", "start"], "failure"),
+    642: ("ike-negotiation-failed", NET, ["connection", "start"], "failure"),
+    590: ("ike-sa-deleted", NET_SESSION, ["end"], "success"),
+    616: ("ike-sa-rekeyed", NET_SESSION, ["info"], "success"),
+    161: ("ike-sa-rekey-failed", NET_SESSION, ["info"], "failure"),
+    155: ("ipsec-sa-created", NET_SESSION, ["start"], "success"),
+    556: ("ipsec-sa-failed", NET, ["connection", "start"], "failure"),
+    183: ("ipsec-sa-deleted", NET_SESSION, ["end"], "success"),
+    628: ("ipsec-sa-rekeyed", NET_SESSION, ["info"], "success"),
+    172: ("ipsec-sa-rekey-failed", NET_SESSION, ["info"], "failure"),
+    803: ("ike-peer-dead", NET_SESSION, ["end"], "failure"),
     1059: ("ike-peer-too-aggressive", NET, ["connection", "denied"], "failure"),
     1060: ("ike-job-limit-exceeded", NET, ["connection", "denied"], "failure"),
     1061: ("ike-half-open-limit-exceeded", NET, ["connection", "denied"], "failure"),
@@ -42,15 +41,16 @@ SCHEMA = {
     1692: ("ip-pool-address-request-failed", NET, ["info"], "failure"),
     1695: ("ip-pool-not-found", NET, ["info"], "failure"),
     1713: ("ip-pool-release-failed", NET, ["info"], "failure"),
-    1700: ("ike-auto-establish-failed", HOST, ["info"], "failure"),
-    813: ("ike-sa-license-limit-warning", HOST, ["info"], None),
-    1655: ("ike-dynamic-rules-failed", HOST, ["info"], "failure"),
-    1664: ("ike-rule-reinsert-failed", HOST, ["info"], "failure"),
-    770: ("ike-watchdog-restart", HOST, ["info"], "failure"),
+    1700: ("ike-auto-establish-failed", NET, ["start"], "failure"),
+    813: ("ike-sa-license-limit-warning", NET, ["info"], None),
+    1655: ("ike-dynamic-rules-failed", ["configuration"], ["change"], "failure"),
+    1664: ("ike-rule-reinsert-failed", ["configuration"], ["creation"], "failure"),
+    770: ("ike-watchdog-restart", ["process"], ["end", "start"], "failure"),
 }
 
 # Severity: code -> log.level.
-LEVEL = ["emergency", "alert", "critical", "error", "warning", "notice", "information", "debug"]
+LEVEL = [
+    "emergency", "alert", "critical", "error", "warning", "notice", "informational", "debug"]
 # The reference's default severity names -> code (the catalog default, by message).
 DEFAULT_SEVERITY = {
     "Emergency": 0, "Alert": 1, "Critical": 2, "Error": 3, "Warning": 4, "Notice": 5,
@@ -110,7 +110,9 @@ def test_fixed_fields():
     assert out["event"]["original"] == (
         "<134>[2026-11-26 10:00:00] EFW: IKE: prio=2 id=530 rev=1 event=ike_sa_established"
     )
-    assert out["@timestamp"] == "2026-11-26T10:00:00Z"
+    assert out["@timestamp"] == "2026-11-26T10:00:00.000Z"
+    assert out["data_stream"] == {
+        "type": "logs", "dataset": "clavister.log", "namespace": "default"}
     assert out["clavister"]["categories"] == ["IKE"]
     assert out["clavister"]["rev"] == "1"
     assert out["clavister"]["event"] == "ike_sa_established"
@@ -161,7 +163,7 @@ def test_prio_wins_over_pri():
     out = ike("prio=4 id=530", header="<134>[2026-11-26 10:00:00] EFW: IKE: ")
     assert out["event"]["severity"] == 3
     assert out["log"]["level"] == "error"
-    assert out["log"]["syslog"]["severity"] == {"code": 6, "name": "information"}
+    assert out["log"]["syslog"]["severity"] == {"code": 6, "name": "informational"}
 
 
 @pytest.mark.parametrize("ident", sorted(SCHEMA))
@@ -179,19 +181,20 @@ def test_catalog_default_literally():
     assert ike("id=1713", header=bare)["event"]["severity"] == 3      # Error
     assert ike("id=813", header=bare)["event"]["severity"] == 4       # Warning
     assert ike("id=530", header=bare)["event"]["severity"] == 5       # Notice
-    assert ike("id=1694", header=bare)["log"]["level"] == "information"
+    assert ike("id=1694", header=bare)["log"]["level"] == "informational"
 
 
 def test_log_syslog_only_with_pri():
     out = ike("prio=2 id=530", header="<134>[2026-11-26 10:00:00] EFW: IKE: ")
     assert out["log"]["syslog"] == {
         "priority": 134,
-        "facility": {"code": 16},
-        "severity": {"code": 6, "name": "information"},
+        "facility": {"code": 16, "name": "local0"},
+        "severity": {"code": 6, "name": "informational"},
     }
     out = ike("prio=2 id=530", header="<1>1 2026-11-26T10:00:00Z h EFW - - - IKE: ")
     assert out["log"]["syslog"] == {
-        "priority": 1, "facility": {"code": 0}, "severity": {"code": 1, "name": "alert"},
+        "priority": 1, "facility": {"code": 0, "name": "kern"},
+        "severity": {"code": 1, "name": "alert"},
     }
     out = ike("prio=2 id=530", header="[2026-11-26 10:00:00] EFW: IKE: ")
     assert "syslog" not in out["log"]
@@ -297,11 +300,12 @@ def test_related_ip_includes_the_pool_address():
 
 def test_related_user_and_user_name():
     out = ike('prio=2 id=737 userid="alice@example.com" localikespi=00ab remoteikespi=CD01')
-    assert out["user"] == {"name": "alice@example.com"}
+    assert out["user"] == {"name": "alice", "email": "alice@example.com", "domain": "example.com"}
     assert out["related"]["user"] == ["alice@example.com"]
+    assert ike("prio=2 id=737 userid=alice")["user"] == {"name": "alice"}
     out = ike('prio=2 id=530 localid="CN=gw, O=Ex" remoteid=bob@example.com')
     assert out["related"]["user"] == ["CN=gw, O=Ex", "bob@example.com"]
-    assert "user" not in out
+    assert out["user"] == {"name": "bob", "email": "bob@example.com", "domain": "example.com"}
     assert out["clavister"]["ike"]["local_id"] == "CN=gw, O=Ex"
     assert out["clavister"]["ike"]["remote_id"] == "bob@example.com"
     out = ike("prio=2 id=530 localid=same remoteid=same")
@@ -463,3 +467,79 @@ def test_endpoints_by_role_find_the_remote_peer(initiator):
     assert [e.ip for e in event.endpoints("both")] == [event.source.ip, event.destination.ip]
     with pytest.raises(ValueError):
         event.endpoints("sideways")
+
+
+# -- users, direction, observer, ingestion ----------------------------------------------------
+
+@pytest.mark.parametrize(("local", "remote", "user"), [
+    ("gw.example.net", "CORP\\\\bob", {"name": "bob", "domain": "CORP"}),
+    ("CORP\\\\bob", "gw.example.net", {"name": "bob", "domain": "CORP"}),
+    ("a@x.example", "b@Y.Example", {"name": "b", "email": "b@Y.Example", "domain": "y.example"}),
+    ("203.0.113.2", "gw.example.net", None),
+    ("CN=vpn, E=bob@x.example", "@@", None),
+    ("bob@localhost", "x\\\\", None),
+])
+def test_identities_that_name_users(local, remote, user):
+    out = ike(f'prio=2 id=530 localid="{local}" remoteid="{remote}"')
+    assert out.get("user") == user
+
+
+def test_identities_as_users_can_be_turned_off():
+    from ikefilter.shaping import EcsTable, Shaping
+
+    line = "<134>EFW: IKE: prio=2 id=530 localid=a@x.example remoteid=b@x.example"
+    off = Shaping(ecs_table=EcsTable(identity_users=False))
+    assert "user" not in run(line, shaping=off)
+    assert run(line.replace("id=530", "id=737 userid=c@x.example"),
+               shaping=off)["user"]["email"] == "c@x.example"
+
+
+@pytest.mark.parametrize(("initiator", "direction"), [
+    ("true", "outbound"), ("no", "inbound"), (None, None), ("maybe", None)])
+def test_network_direction_from_the_initiator(initiator, direction):
+    flag = "" if initiator is None else f" initiator={initiator}"
+    out = ike(f"prio=2 id=530 localip=203.0.113.2 remoteip=81.2.3.4{flag}")
+    assert out["network"].get("direction") == direction
+
+
+@pytest.mark.parametrize(("column", "host", "observer"), [
+    ("10.0.0.1", "10.0.0.1", {"ip": ["10.0.0.1"]}),
+    ("2001:DB8::1", None, {"ip": ["2001:db8::1"]}),
+    ("fw-hq-01", "fw-hq-01", {"hostname": "fw-hq-01"}),
+])
+def test_observer_ip_when_the_receiver_column_is_an_address(column, host, observer):
+    out = run(f"2026-11-26 10:00:05\tLocal0.Notice\t{column}\t[2026-11-26 10:00:00] EFW: IKE: "
+              "prio=2 id=530")
+    fixed = {"vendor": "Clavister", "product": "cOS Stream", "type": "firewall"}
+    assert out["observer"] == fixed | observer
+
+
+@pytest.mark.parametrize(("column", "syslog"), [
+    ("Local0.Notice", {"priority": 133, "facility": {"code": 16, "name": "local0"},
+                       "severity": {"code": 5, "name": "notice"}}),
+    ("local7.info", {"priority": 190, "facility": {"code": 23, "name": "local7"},
+                     "severity": {"code": 6, "name": "informational"}}),
+    ("Auth.Warning", {"priority": 36, "facility": {"code": 4, "name": "auth"},
+                      "severity": {"code": 4, "name": "warning"}}),
+    ("Local9.Info", None),
+    ("", None),
+])
+def test_facility_and_severity_from_the_receiver_column(column, syslog):
+    out = run(f"2026-11-26 10:00:05\t{column}\tfw\t[2026-11-26 10:00:00] EFW: IKE: id=1694")
+    assert out["log"].get("syslog") == syslog
+    if syslog is not None:
+        assert out["event"]["severity"] == syslog["severity"]["code"]
+
+
+def test_event_ingested_is_the_batch_clock_not_the_event_time(monkeypatch):
+    monkeypatch.setattr(ecs, "now", lambda: NOW)
+    pipeline = Pipeline()
+    line = "<134>[2026-11-26 10:00:00] EFW: IKE: prio=2 id=530"
+    outs = pipeline.process_lines([line, "EFW: IKE: id=530 x=y" + " z" * 3])
+    outs += pipeline.process_records([{"log": line}, {"id": "530", "localip": "1.2.3.4"}],
+                                     times=["2026-01-01T00:00:00.000Z"] * 2)
+    docs = [json.loads(msgspec.json.encode(o)) for o in outs]
+    assert [d["event"]["ingested"] for d in docs] == [NOW] * 4
+    assert [d["@timestamp"] for d in docs] == [
+        "2026-11-26T10:00:00.000Z", NOW, "2026-11-26T10:00:00.000Z",
+        "2026-01-01T00:00:00.000Z"]

@@ -64,7 +64,7 @@ class Recorder:
 def test_builtins_are_plugins_and_nothing_loads_at_import():
     pm = host.build_manager(entry_points=False)
     names = [name for name, _ in pm.list_name_plugin()]
-    assert names == ["redact", "severity"]
+    assert names == ["redact", "severity", "tunnels"]
     assert host.build_manager(entry_points=False) is not pm
     assert host.build_manager(entry_points=False).get_plugin("redact") is not pm.get_plugin(
         "redact")
@@ -111,7 +111,7 @@ def test_load_by_file_module_and_attribute(tmp_path, monkeypatch):
     p = app.build_pipeline(SiteConfig(), entry_points=False,
                            load=[str(plugin_file), "sitepkg", "sitepkg:plugin"])
     names = [name for name, _ in p.site.pm.list_name_plugin()]
-    assert names == ["redact", "severity", "local_tags", "sitepkg", "sitepkg:plugin"]
+    assert names == ["redact", "severity", "tunnels", "local_tags", "sitepkg", "sitepkg:plugin"]
     [event] = p.process_lines(lines(1))
     assert {"from-file", "from-object", "from-module"} <= set(event.tags)
 
@@ -133,7 +133,8 @@ def test_config_load_list_and_disabling_by_name(tmp_path):
 
 
 def test_disabling_an_unknown_plugin_is_an_error():
-    with pytest.raises(PluginError, match="cannot disable 'nope'.*known: redact, severity"):
+    with pytest.raises(PluginError,
+                       match="cannot disable 'nope'.*known: redact, severity, tunnels"):
         host.build_manager(disable=["nope"], entry_points=False)
 
 

@@ -8,7 +8,7 @@ import re
 import msgspec
 import pytest
 
-from ikefilter import app, catalog, generate
+from ikefilter import app, catalog, ecs, generate
 from ikefilter.config import loads
 from ikefilter.ecs import Event
 from ikefilter.host import PluginError
@@ -182,6 +182,7 @@ def test_hmac_moves_the_token_to_address():
 
 
 def test_keyed_pseudonyms_are_stable_across_processes_and_keys_differ(monkeypatch):
+    monkeypatch.setattr(ecs, "now", lambda: "2026-11-26T12:00:00.000Z")  # event.ingested
     line = ODD_LINES[0]
     first, _ = run(config("cryptopan", "hmac"), [line])
     again, _ = run(config("cryptopan", "hmac"), [line])
@@ -300,3 +301,36 @@ def test_token_function_gives_keyed_token():
         token = token_function(key, 16)
         for value in ("81.2.3.4", "alice@example.com", "CN=x, O=y", "2a02::1", ""):
             assert token(value) == keyed_token(key, value, 16)
+
+
+# -- fails closed ----------------------------------------------------------------------------
+
+FREE_TEXT_IDENTITY = (
+    '<134>[2026-11-26 10:00:00] EFW: IKE: prio=2 id=419 localid=bob@corp.example'
+    ' reason="auth failed for bob@corp.example" remoteip=81.1.1.1')
+UNKNOWN_PARAMS = ("<134>[2026-11-26 10:00:00] EFW: IKE: prio=2 id=99999 rev=1"
+                  " user=alice username=carol.secret ticket=T-1234")
+SPLIT_USER = '{"id": "530", "localip": "62.6.6.6", "user": "dave.split"}'
+
+
+@pytest.mark.parametrize("identity", ID_MODES)
+def test_an_identity_written_in_free_text_is_replaced_there_too(identity):
+    data, out = run(config("hmac", identity), [FREE_TEXT_IDENTITY])
+    assert b"bob@corp.example" not in data
+    event = out[0]
+    token = event.clavister.ike.local_id
+    assert token != "bob@corp.example" and event.event.reason == f"auth failed for {token}"
+
+
+@pytest.mark.parametrize("identity", ID_MODES)
+def test_values_of_parameters_it_does_not_know_are_redacted(identity):
+    data, out = run(config("hmac", identity), [UNKNOWN_PARAMS, SPLIT_USER])
+    for value in (b"alice", b"carol.secret", b"T-1234", b"dave.split"):
+        assert value not in data
+    assert set(out[0].clavister.extra) >= {"user", "username", "ticket"}
+
+
+def test_keep_extra_lists_the_parameters_a_site_knows_are_safe():
+    data, out = run(config("hmac", "hmac", 'keep_extra = ["ticket"]'), [UNKNOWN_PARAMS])
+    assert out[0].clavister.extra["ticket"] == "T-1234"
+    assert b"alice" not in data and b"carol.secret" not in data

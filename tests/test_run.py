@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -142,7 +143,7 @@ def test_run_subprocess(final_newline):
     docs = check_output(proc.stdout)
     assert stats_of(proc.stderr) == expected_stats(proc.stdout)
     assert docs[0]["source"] == {"ip": "203.0.113.1", "port": 500}
-    assert docs[1]["@timestamp"] == "2026-11-26T10:00:00Z"
+    assert docs[1]["@timestamp"] == "2026-11-26T10:00:00.000Z"
     assert docs[12]["event"]["reason"] == NEAR_64K
 
 
@@ -193,6 +194,43 @@ def test_run_stats_file(tmp_path):
     docs = [json.loads(line) for line in proc.stdout.splitlines()]
     assert got["passthrough"] == sum(1 for d in docs if "event" not in d)
     assert got["passthrough"] >= sum(1 for _, want in CORPUS if want[0] == "pass")
+
+
+def test_run_to_a_full_disk_counts_nothing_out_and_fails_in_one_line(tmp_path):
+    stats = tmp_path / "stats.json"
+    gen = ikefilter_cmd("generate", "--count", "2000").stdout
+    with open("/dev/full", "wb") as full:
+        proc = subprocess.run([sys.executable, "-m", "ikefilter", "run", "--stats", str(stats)],
+                              input=gen, stdout=full, stderr=subprocess.PIPE,
+                              timeout=60, check=False)
+    err = proc.stderr.decode()
+    assert proc.returncode == 1, err
+    assert "ikefilter run: No space left on device" in err and "Traceback" not in err
+    got = json.loads(stats.read_text())
+    assert got["out"] == 0 and got["in"] == got["dropped"] > 0
+    assert got["dropped_by_rule"] == {"not_written": got["in"]}
+
+
+def test_run_into_a_reader_that_goes_away_counts_the_batch_it_refused(tmp_path):
+    """``run | head -1``: what the closed pipe refused is counted stdout_closed, not out."""
+    stats = tmp_path / "stats.json"
+    gen = ikefilter_cmd("generate", "--count", "20000").stdout
+    proc = subprocess.Popen([sys.executable, "-m", "ikefilter", "run", "--stats", str(stats)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdin.write(gen[:30_000])  # under a pipe's buffer: a batch or so, more to come
+    proc.stdin.flush()
+    first = proc.stdout.readline()
+    proc.stdout.close()  # the reader goes away
+    with contextlib.suppress(BrokenPipeError):
+        proc.stdin.write(gen[30_000:])
+        proc.stdin.close()
+    assert proc.wait(timeout=60) == 0
+    assert json.loads(first)["event"]["module"] == "clavister"
+    got = json.loads(stats.read_text())
+    assert got["dropped_by_rule"].get("stdout_closed", 0) > 0
+    assert got["in"] == got["out"] + got["dropped_by_rule"]["stdout_closed"]
+    assert "Traceback" not in proc.stderr.read().decode()
 
 
 def test_generate_piped_into_run():

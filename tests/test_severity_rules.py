@@ -34,7 +34,7 @@ def test_without_rules_nothing_changes():
 
 def test_action_and_category_rules():
     rules = ('[[severity.rule]]\naction = "ike-peer-dead"\nseverity = 2\n'
-             '[[severity.rule]]\ncategory = "host"\nseverity = "err"\n')
+             '[[severity.rule]]\ncategory = "process"\nseverity = "err"\n')
     _, [dpd, pool, watchdog] = run(rules, [DPD, POOL, WATCHDOG])
     assert (dpd.event.severity, dpd.log.level) == (2, "critical")
     assert pool.event.severity == 6 and pool.clavister.original_severity is None
@@ -91,10 +91,10 @@ def test_rules_compile_to_lookups_and_answers_are_memoized():
 def test_whole_corpus(dialect):
     lines = list(generate.lines(catalog.load(), 28 * 11))
     rules = (f'[ikefilter]\nseverity_dialect = "{dialect}"\n'
-             '[[severity.rule]]\ncategory = "host"\nseverity = "warning"\n')
+             '[[severity.rule]]\ncategory = "configuration"\nseverity = "warning"\n')
     _, out = run(rules, lines)
     events = [e for e in out if isinstance(e, Event)]
-    hosts = [e for e in events if "host" in (e.event.category or [])]
+    hosts = [e for e in events if "configuration" in (e.event.category or [])]
     assert hosts and all(e.event.severity == 4 and e.log.level == "warning" for e in hosts)
     others = [e for e in events if e not in hosts]
     assert all(e.clavister.original_severity is None for e in others)

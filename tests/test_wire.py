@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timezone
 
 import msgspec
@@ -67,9 +68,9 @@ MGMT_EXPORT = (
 def test_kiwi_receiver_columns():
     d = decode_line(KIWI_CONN)
     assert d.categories == ["CONN"]
-    assert d.pri is None
+    assert d.pri == 134  # the receiver's column: Local0.Info
     assert d.host == "192.168.20.254"
-    assert d.time == "2010-12-15T14:56:37Z"  # the device time, not the receiver's
+    assert d.time == "2010-12-15T14:56:37.000Z"  # the device time, not the receiver's
     assert d.params == {
         "prio": "1", "id": "00600005", "rev": "1", "event": "conn_close_natsat",
         "action": "close", "rule": "local_to_wan_http_alg", "conn": "close",
@@ -95,7 +96,7 @@ def test_kiwi_quoted_values():
 def test_kiwi_bare_multi_word_value():
     d = decode_line(KIWI_REASSEMBLY)
     assert d.categories == ["REASSEMBLY"]
-    assert d.time == "2010-12-15T14:56:47Z"
+    assert d.time == "2010-12-15T14:56:47.000Z"
     assert d.params["action"] == "correct the data"
     assert d.params["event"] == "mismatching_data_in_overlapping_tcp_segment"
     assert d.params["connipproto"] == "TCP"
@@ -105,7 +106,7 @@ def test_kiwi_bare_multi_word_value():
 def test_pri_and_bracketed_device_time():
     d = decode_line(NETCON)
     assert (d.pri, d.time, d.host, d.categories) == (
-        134, "2014-09-01T13:04:04Z", None, ["NETCON"],
+        134, "2014-09-01T13:04:04.000Z", None, ["NETCON"],
     )
     assert d.params == {"prio": "1", "id": "02300001", "rev": "1", "event": "init_complete"}
     d = decode_line(SYSTEM)
@@ -117,7 +118,7 @@ def test_pri_and_bracketed_device_time():
 def test_old_rfc3164_with_year_and_no_id():
     d = decode_line(OLD_DROP)
     assert d.pri is None
-    assert d.time == "2003-10-20T09:42:25Z"
+    assert d.time == "2003-10-20T09:42:25.000Z"
     assert d.host == "gateway"
     assert d.categories == ["DROP"]
     assert d.params["rule"] == "Rule_1"
@@ -128,7 +129,7 @@ def test_old_rfc3164_with_year_and_no_id():
 def test_management_export_rfc5424_with_bracketed_groups():
     d = decode_line(MGMT_EXPORT)
     assert d.pri == 1
-    assert d.time == "2026-02-09T07:32:47Z"
+    assert d.time == "2026-02-09T07:32:47.000Z"
     assert d.host == "15c8cb06-465b-48b2-b7f7-b6c206e749dc"
     assert d.categories == ["CONN"]
     assert d.params == {
@@ -180,28 +181,29 @@ IKE_PARAMS = {
 
 
 @pytest.mark.parametrize("line, pri, time, host", [
-    (f"<134>[2026-11-26 10:00:00] EFW: IKE: {IKE_BODY}", 134, "2026-11-26T10:00:00Z", None),
-    (f"[2026-11-26 10:00:00] EFW: IKE: {IKE_BODY}", None, "2026-11-26T10:00:00Z", None),
+    (f"<134>[2026-11-26 10:00:00] EFW: IKE: {IKE_BODY}", 134, "2026-11-26T10:00:00.000Z", None),
+    (f"[2026-11-26 10:00:00] EFW: IKE: {IKE_BODY}", None, "2026-11-26T10:00:00.000Z", None),
     (f"<134>1 2026-11-26T10:00:00Z fw1 EFW - - - IKE: {IKE_BODY}",
-     134, "2026-11-26T10:00:00Z", "fw1"),
+     134, "2026-11-26T10:00:00.000Z", "fw1"),
     (f"<134>1 2026-11-26T10:00:00.250Z fw1 EFW - - - IKE: {IKE_BODY}",
      134, "2026-11-26T10:00:00.250Z", "fw1"),
     (f"<134>1 2026-11-26T11:00:00+01:00 fw1 EFW - - - IKE: {IKE_BODY}",
-     134, "2026-11-26T10:00:00Z", "fw1"),
+     134, "2026-11-26T10:00:00.000Z", "fw1"),
     (f"<134>1 2026-11-26T05:00:00-05:00 fw1 EFW 4711 IKE - IKE: {IKE_BODY}",
-     134, "2026-11-26T10:00:00Z", "fw1"),
+     134, "2026-11-26T10:00:00.000Z", "fw1"),
     (f'<134>1 2026-11-26T10:00:00Z fw1 EFW - - [origin ip="192.0.2.1" x="a]b"][m@1 k="v"] '
-     f"IKE: {IKE_BODY}", 134, "2026-11-26T10:00:00Z", "fw1"),
+     f"IKE: {IKE_BODY}", 134, "2026-11-26T10:00:00.000Z", "fw1"),
     (f"<134>1 2026-11-26T10:00:00Z fw1 EFW - - - \ufeffIKE: {IKE_BODY}",
-     134, "2026-11-26T10:00:00Z", "fw1"),
+     134, "2026-11-26T10:00:00.000Z", "fw1"),
     (f"<134>Nov 26 11:00:00 fw1 [2026-11-26 10:00:00] EFW: IKE: {IKE_BODY}",
-     134, "2026-11-26T10:00:00Z", "fw1"),
-    (f"<134>Nov 26 10:00:00 fw1 EFW: IKE: {IKE_BODY}", 134, "2026-11-26T10:00:00Z", "fw1"),
-    (f"Nov 26 10:00:00 fw1 EFW: IKE: {IKE_BODY}", None, "2026-11-26T10:00:00Z", "fw1"),
-    (f"<134>Nov  6 10:00:00 fw1 EFW: IKE: {IKE_BODY}", 134, "2026-11-06T10:00:00Z", "fw1"),
+     134, "2026-11-26T10:00:00.000Z", "fw1"),
+    (f"<134>Nov 26 10:00:00 fw1 EFW: IKE: {IKE_BODY}", 134, "2026-11-26T10:00:00.000Z", "fw1"),
+    (f"Nov 26 10:00:00 fw1 EFW: IKE: {IKE_BODY}", None, "2026-11-26T10:00:00.000Z", "fw1"),
+    (f"<134>Nov  6 10:00:00 fw1 EFW: IKE: {IKE_BODY}", 134, "2026-11-06T10:00:00.000Z", "fw1"),
     (f"2026-11-26 10:00:01\tLocal0.Notice\tfw1\t[2026-11-26 10:00:00] EFW: IKE: {IKE_BODY}",
-     None, "2026-11-26T10:00:00Z", "fw1"),
-    (f"\ufeff<134>[2026-11-26 10:00:00] EFW: IKE: {IKE_BODY}", 134, "2026-11-26T10:00:00Z", None),
+     133, "2026-11-26T10:00:00.000Z", "fw1"),
+    (f"\ufeff<134>[2026-11-26 10:00:00] EFW: IKE: {IKE_BODY}", 134, "2026-11-26T10:00:00.000Z",
+     None),
     (f"EFW: IKE: {IKE_BODY}", None, None, None),
     (f"<134>EFW: IKE: {IKE_BODY}", 134, None, None),
     (f"IKE: {IKE_BODY}", None, None, None),
@@ -218,10 +220,10 @@ def test_ike_line_shapes(line, pri, time, host):
 def test_rfc3164_year_is_inferred_from_now():
     d = decode_line("<134>Dec 31 23:59:59 fw1 EFW: IKE: id=530",
                     now=datetime(2027, 1, 1, 0, 0, 5, tzinfo=timezone.utc))
-    assert d.time == "2026-12-31T23:59:59Z"
+    assert d.time == "2026-12-31T23:59:59.000Z"
     d = decode_line("<134>Jan  1 00:00:01 fw1 EFW: IKE: id=530",
                     now=datetime(2027, 1, 1, 0, 0, 5, tzinfo=timezone.utc))
-    assert d.time == "2027-01-01T00:00:01Z"
+    assert d.time == "2027-01-01T00:00:01.000Z"
 
 
 @pytest.mark.parametrize("cats, expected", [
@@ -346,8 +348,7 @@ def test_ipv6_addresses(pipeline):
 ])
 def test_utc_iso_converts_to_utc(text, instant):
     out = wire.utc_iso(text)
-    assert out is not None and out.endswith("Z")
-    assert "+" not in out
+    assert out is not None and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", out)
     parsed = datetime.fromisoformat(out[:-1]).replace(tzinfo=timezone.utc)
     assert parsed == instant
 
@@ -380,7 +381,7 @@ def test_impossible_line_time_is_noted_and_not_used(pipeline, line):
 
 def test_record_time_is_used_when_the_line_has_none(pipeline):
     rec = {"log": "<133>EFW: IKE: prio=2 id=530", "time": "2026-11-26T11:00:00+01:00"}
-    assert doc(pipeline, json.dumps(rec))["@timestamp"] == "2026-11-26T10:00:00Z"
+    assert doc(pipeline, json.dumps(rec))["@timestamp"] == "2026-11-26T10:00:00.000Z"
     rec["time"] = "not a time Z"
     stamp = doc(pipeline, json.dumps(rec))["@timestamp"]
     assert stamp.endswith("Z") and stamp.startswith("20")
@@ -454,7 +455,7 @@ LINE = f"<133>[2026-11-26 10:00:00] EFW: IKE,IPSEC: {IKE_BODY}"
 def test_wrapped_records(pipeline, record):
     out = doc(pipeline, json.dumps(record))
     assert out["event"]["code"] == "530"
-    assert out["@timestamp"] == "2026-11-26T10:00:00Z"
+    assert out["@timestamp"] == "2026-11-26T10:00:00.000Z"
     assert out["source"] == {"ip": "198.51.100.7", "port": 4500}
     assert out["clavister"]["ike"]["algorithms"] == "AES-256 SHA256 DH14"
     assert not [t for t in out["tags"] if t.startswith("ikefilter_")]
@@ -526,3 +527,52 @@ def test_bracketed_ipv6_value_is_kept_and_normalized():
 def test_rfc5424_nil_timestamp_keeps_pri_host_and_categories():
     d = wire.decode_line("<134>1 - fw01 EFW - - - IKE,IPSEC: prio=2 id=530")
     assert (d.pri, d.host, d.categories, d.time) == (134, "fw01", ["IKE", "IPSEC"], None)
+
+
+# -- zone-less times in the site's zone ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(("header", "zone", "utc"), [
+    ("[2026-07-01 12:00:00]", "Europe/Stockholm", "2026-07-01T10:00:00.000Z"),   # CEST
+    ("[2026-01-15 12:00:00]", "Europe/Stockholm", "2026-01-15T11:00:00.000Z"),   # CET
+    # The hour after 02:59 CEST on 2026-10-25 happens twice: the first of the two.
+    ("[2026-10-25 02:30:00]", "Europe/Stockholm", "2026-10-25T00:30:00.000Z"),
+    # 02:30 on 2026-03-29 never happens in Stockholm: read with the offset before the change.
+    ("[2026-03-29 02:30:00]", "Europe/Stockholm", "2026-03-29T01:30:00.000Z"),
+    ("[2026-07-01 12:00:00]", "America/New_York", "2026-07-01T16:00:00.000Z"),
+    ("[2026-07-01 12:00:00]", "UTC", "2026-07-01T12:00:00.000Z"),
+    ("<134>Jul  1 12:00:00 fw1", "Europe/Stockholm", "2026-07-01T10:00:00.000Z"),
+    ("<134>Jan 15 2026 12:00:00 fw1", "Asia/Kolkata", "2026-01-15T06:30:00.000Z"),
+    ("2026-07-01 12:00:05\tLocal0.Info\tfw1\t", "Europe/Stockholm", "2026-07-01T10:00:05.000Z"),
+    # A time that says its zone keeps it.
+    ("<134>1 2026-07-01T12:00:00+02:00 fw1 EFW - - -", "Asia/Kolkata",
+     "2026-07-01T10:00:00.000Z"),
+])
+def test_zone_less_times_in_the_site_zone(header, zone, utc):
+    from ikefilter.localtime import LocalTime
+
+    now = datetime(2026, 8, 1, tzinfo=timezone.utc)
+    sep = "" if header.endswith("\t") else " "
+    line = f"{header}{sep}EFW: IKE: prio=2 id=530" if "EFW -" not in header else \
+        f"{header} IKE: prio=2 id=530"
+    assert decode_line(line, now, LocalTime(zone)).time == utc
+
+
+def test_a_zone_that_does_not_exist_is_a_config_error():
+    from ikefilter import config
+
+    with pytest.raises(config.ConfigError, match=r"site.toml:1: time: 'Europe/Stockhlom' is"):
+        config.loads('[time]\nzone = "Europe/Stockhlom"\n', "site.toml")
+    assert config.loads('[time]\nzone = "Europe/Stockholm"\n').time.zone == "Europe/Stockholm"
+
+
+@pytest.mark.parametrize(("text", "out"), [
+    ("2026-11-26T10:00:00Z", "2026-11-26T10:00:00.000Z"),
+    ("2026-11-26T10:00:00.123000Z", "2026-11-26T10:00:00.123Z"),
+    ("2026-11-26T10:00:00.792Z", "2026-11-26T10:00:00.792Z"),
+    ("2026-11-26T10:00:00.9Z", "2026-11-26T10:00:00.900Z"),
+    ("2026-11-26T10:00:00.999999999Z", "2026-11-26T10:00:00.999Z"),
+    ("2026-11-26T11:00:00.5+01:00", "2026-11-26T10:00:00.500Z"),
+])
+def test_one_fraction_format_for_every_time(text, out):
+    assert wire.utc_iso(text) == out

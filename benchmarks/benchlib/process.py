@@ -205,6 +205,46 @@ def measure_pairs(corpus: Corpus, cmds: dict, env: dict, cpu: int | None,
     return out
 
 
+def measure_schema(corpus: Corpus, env: dict, cpu: int | None, pairs: int,
+                   workdir: str) -> dict:
+    """The cost of the OCSF profile: ``ikefilter run`` and ``ikefilter run --schema ocsf``
+    on the same corpus, interleaved as above (whole process, and per line once warm); one
+    run of each first counts its output lines (one document per input line)."""
+    ecs = commands("")["ikefilter"]
+    cmds = {"ecs": ecs, "ocsf": [*ecs, "--schema", "ocsf"]}
+    lines = {}
+    for name, cmd in cmds.items():
+        kept = os.path.join(workdir, f"schema-{name}.out")
+        r = run_child(cmd, corpus.path, env, cpu, kept)
+        lines[name] = _count_lines(kept)
+        os.unlink(kept)
+        if "error" in r:
+            return {"na": f"{name}: {r['error']}"}
+    head_n = corpus.events // 10
+    head = write_head(corpus, head_n)
+    runs: dict[str, list[dict]] = {name: [] for name in cmds}
+    head_runs: dict[str, list[dict]] = {name: [] for name in cmds}
+    try:
+        for _ in range(pairs):
+            for name, cmd in cmds.items():
+                runs[name].append(run_child(cmd, corpus.path, env, cpu))
+                head_runs[name].append(run_child(cmd, head, env, cpu))
+    finally:
+        os.unlink(head)
+    out: dict = {"events": corpus.events, "lines_out": lines}
+    for name in cmds:
+        fig = out[name] = _median_figures(runs[name], corpus.events)
+        rest = fig["cpu_s"] - statistics.median(r["cpu_s"] for r in head_runs[name])
+        fig["marginal_us"] = rest / (corpus.events - head_n) * 1e6 if rest > 0 else None
+    e, o = out["ecs"], out["ocsf"]
+    out["cost"] = o["cpu_s"] / e["cpu_s"] - 1 if e["cpu_s"] else None
+    out["pair_costs"] = [b["cpu_s"] / a["cpu_s"] - 1 for a, b in
+                         zip(runs["ecs"], runs["ocsf"], strict=True) if a["cpu_s"]]
+    if e["marginal_us"] and o["marginal_us"]:
+        out["marginal_cost_us"] = o["marginal_us"] - e["marginal_us"]
+    return out
+
+
 def measure_startup(cmds: dict, env: dict, cpu: int | None, reps: int) -> dict:
     """Each filter on empty input (``< /dev/null``): median of ``reps`` runs, interleaved."""
     runs: dict[str, list[dict]] = {name: [] for name in cmds}
@@ -263,6 +303,10 @@ def check_agreement(corpus: Corpus, cmds: dict, env: dict, cpu: int | None,
                         and _clock_time(a.get("@timestamp"), since)
                         and _clock_time(b.get("@timestamp"), since)):
                     b["@timestamp"] = a["@timestamp"]  # both took the time from the clock
+                if (isinstance(a, dict) and isinstance(b, dict)
+                        and _clock_time(agree.get(a, "event.ingested"), since)
+                        and _clock_time(agree.get(b, "event.ingested"), since)):
+                    b["event"]["ingested"] = a["event"]["ingested"]  # each process's clock
                 if a == b:
                     same += 1
                 else:
@@ -334,6 +378,15 @@ def bench(catalog, catalog_path: str, cfg: dict, workdir: str, env: dict, note) 
             note(f"whole process: {spec.name}: ikefilter {entry['ikefilter']['eps']:,.0f}/s, "
                  f"naive {entry['naive']['eps']:,.0f}/s, {entry['ratio']:.2f}x")
         out["corpora"][spec.name] = entry
+    if cfg.get("ocsf", True) and "wild-raw" in cfg["process_corpora"]:
+        spec = CORPORA[0]
+        note(f"whole process: the OCSF profile on {spec.name}: {pairs} interleaved pairs")
+        corpus = write_corpus(spec, catalog, cfg["process_events"], workdir)
+        try:
+            out["ocsf"] = {"corpus": spec.name,
+                           **measure_schema(corpus, env, cpu, pairs, workdir)}
+        finally:
+            os.unlink(corpus.path)
     if cfg["variant_events"]:
         for spec in variant_specs(cfg.get("variant_names")):
             corpus = write_corpus(spec, catalog, cfg["variant_events"], workdir, seed=2)

@@ -217,6 +217,7 @@ def render_process(proc: dict, quick: bool | None = None) -> list[str]:
                    f"   {_proc_agree(e.get('agreement'))}")
     out.append("right of |: CPU µs per line once up and warm = (all lines - the first tenth) / "
                "the lines between; start-up and first-use costs left out")
+    out += _render_ocsf(proc.get("ocsf"))
     if "na" in st:
         out.append(f"start-up: n/a: {st['na']}")
     elif st:
@@ -270,6 +271,27 @@ def render_process(proc: dict, quick: bool | None = None) -> list[str]:
         out += notes
         out.append("")
     return out
+
+
+def _render_ocsf(o: dict | None) -> list[str]:
+    """The OCSF profile's row: ``run --schema ocsf`` against ``run`` (ECS)."""
+    if not o:
+        return []
+    if "na" in o:
+        return [f"ocsf profile: n/a: {o['na']}"]
+    ecs, ocsf = o["ecs"], o["ocsf"]
+    pairs = ", ".join(f"{c * 100:+.0f} %" for c in o["pair_costs"])
+    cost = o["cost"] * 100 if o.get("cost") is not None else None
+    return [f"{'+ ocsf':<14}{o['events']:>8,}{'':>6}{_n(ocsf['eps'], width=13)}"
+            f"{ocsf['cpu_s']:>7.2f}{ocsf['wall_s']:>8.2f}  (`run --schema ocsf` on "
+            f"{o['corpus']}; `run` {_n(ecs['eps'], width=0)}/s, {ecs['cpu_s']:.2f} s, "
+            f"interleaved)  |{_n(ocsf.get('marginal_us'), '{:.1f}', 8)} vs "
+            f"{_n(ecs.get('marginal_us'), '{:.1f}', 0)} µs",
+            f"  OCSF profile cost: {_n(cost, '{:+.0f}', 0)} % "
+            f"CPU whole process (pairs: {pairs}), "
+            f"{_n(o.get('marginal_cost_us'), '{:+.1f}', 0)} µs per line warm; documents out: "
+            f"ECS {o['lines_out']['ecs']:,}, OCSF {o['lines_out']['ocsf']:,} "
+            f"for {o['events']:,} lines"]
 
 
 def _proc_agree(a: dict | None) -> str:

@@ -8,7 +8,11 @@ from __future__ import annotations
 import contextlib
 import gc
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import Any, BinaryIO
+
+import msgspec
+
+from .. import ecs
 
 CHUNK = 65536
 
@@ -98,3 +102,32 @@ def collector_paused() -> Iterator[None]:
         yield
     finally:
         gc.enable()
+
+
+def encode_lines(encoder: msgspec.json.Encoder, items: list[Any]) -> tuple[bytes, int]:
+    """``items`` as JSON lines, and how many of them could not be encoded.
+
+    A record JSON cannot carry (a msgpack ext value, a map key that is nil or a boolean)
+    never takes its batch with it: it alone is written as a failure event tagged
+    ``ikefilter_unencodable``, saying why but holding none of its values.
+    """
+    try:
+        return encoder.encode_lines(items), 0
+    except (TypeError, ValueError, OverflowError):
+        pass
+    kept = list(items)
+    bad = 0
+    now = ecs.now()
+    for i, item in enumerate(kept):
+        try:
+            encoder.encode(item)
+        except (TypeError, ValueError, OverflowError) as exc:
+            bad += 1
+            kept[i] = ecs.failure(f"record cannot be written as JSON: {exc}",
+                                  ["clavister", ecs.TAG_UNENCODABLE], now)
+    return encoder.encode_lines(kept), bad
+
+
+def unwritten_reason(exc: OSError) -> str:
+    """How a refused write is counted: the reader went away, or the output failed."""
+    return "stdout_closed" if isinstance(exc, BrokenPipeError) else "not_written"

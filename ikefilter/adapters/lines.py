@@ -17,7 +17,13 @@ from typing import BinaryIO
 import msgspec
 
 from ..pipeline import Pipeline
-from .batching import collector_paused, iter_batches, whole_batch
+from .batching import (
+    collector_paused,
+    encode_lines,
+    iter_batches,
+    unwritten_reason,
+    whole_batch,
+)
 
 
 class Progress:
@@ -53,10 +59,16 @@ def run(pipeline: Pipeline, sources: Iterable[BinaryIO], out: BinaryIO,
     for source in sources:
         for batch in iter_batches(source, max_line=pipeline.max_line):
             with whole_batch(), collector_paused():
-                results = pipeline.process_lines(batch)
-                write(encoder.encode_lines([r for r in results if r is not None]))
+                results = [r for r in pipeline.process_lines(batch) if r is not None]
+                try:
+                    write(encode_lines(encoder, results)[0])
+                    flush()
+                except OSError as exc:
+                    # counted out by the pipeline, written by nobody: the whole batch, as
+                    # what of it reached a reader that went away cannot be known
+                    pipeline.stats.unwritten(len(results), unwritten_reason(exc))
+                    raise
                 del results
-                flush()
             if progress is not None:
                 progress.add(len(batch))
     if progress is not None:

@@ -17,6 +17,26 @@ class FrameError(ValueError):
     """The peer sent bytes that are not a valid forward frame: the connection must be closed."""
 
 
+class OverBudget(FrameError):
+    """A frame would decode into more objects (or events) than its budget allows."""
+
+
+class Budget:
+    """What one frame may decode into, in objects: every array, map, key and value counts one.
+
+    The byte limits do not bound the work: an empty array is one byte and a Python object of
+    about 60, so a budget in objects is spent by :func:`walk` before anything is decoded.
+    """
+
+    __slots__ = ("limit", "left")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = self.left = limit
+
+    def reset(self) -> None:
+        self.left = self.limit
+
+
 def _fixed_sizes() -> tuple[int, ...]:
     """Total size of every msgpack object whose size is known from its first byte (0 if not)."""
     sizes = [0] * 256
@@ -52,17 +72,23 @@ _CONTAINERS = {0xDC: (2, 1), 0xDD: (4, 1), 0xDE: (2, 2), 0xDF: (4, 2)}
 
 
 def walk(
-    buf: bytes | bytearray | memoryview, pos: int, stack: list[int], limit: int
+    buf: bytes | bytearray | memoryview, pos: int, stack: list[int], limit: int,
+    budget: Budget | None = None,
 ) -> tuple[int, bool]:
     """Walk msgpack objects from ``pos`` until ``stack`` empties or ``buf`` runs out.
 
     ``stack`` holds the items still to walk in each open container and is updated in place;
     an empty stack means "one object". Returns ``(next position, object complete)``; the next
-    position may lie beyond ``buf`` when a str/bin payload is still to come.
+    position may lie beyond ``buf`` when a str/bin payload is still to come. Each object
+    walked spends one of ``budget``; :class:`OverBudget` is raised when it runs out.
     """
     fixed = _FIXED
     n = len(buf)
+    spare = budget.left if budget is not None else sys.maxsize
     while pos < n:
+        spare -= 1
+        if spare < 0:
+            raise OverBudget(f"frame over budget: more than {budget.limit} objects")
         b = buf[pos]
         size = fixed[b]
         if size:
@@ -111,7 +137,12 @@ def walk(
                 break
             stack.pop()
         if not stack:
+            if budget is not None:
+                budget.left = spare
             return pos, True
+    if budget is not None:
+        # the object that ran out of bytes is counted again when its walk resumes
+        budget.left = spare + 1 if pos < n else spare
     return pos, False
 
 

@@ -23,7 +23,14 @@ from typing import BinaryIO
 import msgspec
 
 from ..pipeline import Pipeline
-from .batching import CHUNK, collector_paused, iter_batches, whole_batch
+from .batching import (
+    CHUNK,
+    collector_paused,
+    encode_lines,
+    iter_batches,
+    unwritten_reason,
+    whole_batch,
+)
 from .msgpack_framing import FrameError, array_prefix, walk
 
 log = logging.getLogger("ikefilter")
@@ -179,13 +186,17 @@ def run(pipeline: Pipeline, source: BinaryIO, out: BinaryIO, *,
             with whole_batch(), collector_paused():
                 results = [r for r in process(batch) if r is not None]
                 if results:
-                    if msgpack_out:
-                        # maps back to back: the batch encoded as one array, less its header
-                        write(encode(results)[len(array_prefix(len(results))):])
-                    else:
-                        write(json_encoder.encode_lines(results))
+                    try:
+                        if msgpack_out:
+                            # maps back to back: the batch as one array, less its header
+                            write(encode(results)[len(array_prefix(len(results))):])
+                        else:
+                            write(encode_lines(json_encoder, results)[0])
+                        flush()
+                    except OSError as exc:
+                        pipeline.stats.unwritten(len(results), unwritten_reason(exc))
+                        raise
                     del results
-                    flush()
     except StreamError as exc:
         flush()
         log.error("input is not a msgpack stream: %s", exc)

@@ -36,6 +36,7 @@ HOOK_PREFIX = "ikefilter_"
 BUILTIN_PLUGINS = {
     "redact": "ikefilter.plugins.redact:RedactPlugin",
     "severity": "ikefilter.plugins.severity:SeverityPlugin",
+    "tunnels": "ikefilter.plugins.tunnels:TunnelsPlugin",
 }
 
 

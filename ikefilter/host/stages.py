@@ -17,6 +17,7 @@ import pluggy
 from .. import ecs
 from ..config import SiteConfig
 from ..stats import Stats
+from .derived import Deriver
 from .manager import BUILTIN_PLUGINS, call_impl, hook_impls
 from .quarantine import Quarantine, QuarantineRecord
 
@@ -70,6 +71,7 @@ class StageRunner:
         self._unconfigure = list(unconfigure)
         self._reported: set[tuple[str, str]] = set()
         self._closed = False
+        self.derive: Deriver | None = None  # the ikefilter_derive plugins, when any
 
     @classmethod
     def from_manager(cls, pm: pluggy.PluginManager, *, redaction: bool = False,
@@ -83,7 +85,10 @@ class StageRunner:
             _Impl(impl.plugin_name, lambda impl=impl: call_impl(impl, config=config))
             for impl in hook_impls(pm, "ikefilter_unconfigure")
         ]
-        return cls(stages, redaction=redaction, quarantine=quarantine, unconfigure=unconfigure)
+        runner = cls(stages, redaction=redaction, quarantine=quarantine, unconfigure=unconfigure)
+        derive = [(i.plugin_name, _bind(i).call) for i in hook_impls(pm, "ikefilter_derive")]
+        runner.derive = Deriver(runner, derive) if derive else None
+        return runner
 
     def bind(self, stats: Stats) -> None:
         """Count into ``stats`` (the pipeline's) from now on."""

@@ -9,10 +9,17 @@ docs/config.md, `[redact]`, is the contract. Two classes of value, each with its
   (``redacted``), ``hmac``.
 
 Every copy is covered: ``source``/``destination``, ``related.ip``/``related.user``,
-``user.name``, ``clavister.ike.local_id``/``remote_id``, ``clavister.ip_pool.address``,
-the traffic selectors, ``clavister.extra`` (where an invalid value is kept raw), an
-``observer.hostname`` that is an IP, and any free text (``message`` when it is not the
-catalog's text, ``error.message``, ``event.reason``). ``event.original`` is removed. SPIs are
+``user.name``/``email``/``domain``, ``clavister.ike.local_id``/``remote_id``,
+``clavister.ip_pool.address`` (a token goes to ``clavister.ip_pool.token``), the traffic
+selectors, ``clavister.extra`` (where an invalid value is kept raw), ``observer.ip`` (a
+token goes to ``observer.hostname``) and an ``observer.hostname`` that is an IP, and any
+free text (``message`` when it is not the
+catalog's text, ``error.message``, ``event.reason``). ``event.original`` is removed.
+
+It fails closed: with identities redacted, every identity of an event is also replaced
+wherever its text appears in that event's free text, and every other value under
+``clavister.extra`` (a parameter it does not know, a value that did not fit its field) is
+redacted as an identity unless ``keep_extra`` names it. SPIs are
 kept (they identify tunnels, not people). Addresses in ``keep_networks`` (the firewall's own)
 are kept as they are.
 
@@ -79,6 +86,8 @@ class RedactPlugin:
         self._texts: dict[str, str] = {}
         self._raw_ips: dict[str, str] = {}
         self._selectors: dict[str, str] = {}
+        self._keep_extra = frozenset(r.keep_extra)
+        self._extra_closed = r.identity != "keep"
         if not self.active:
             return
         key = b""
@@ -194,12 +203,14 @@ class RedactPlugin:
             return None
         ipf = self.ip
         idf = self.identity
-        scrub = self.scrub
         # The caches' own lookups, inline: a call per value costs more than the lookup.
         ip_hit = self._ips.get
         id_hit = self._ids.get
+        closed = self._extra_closed
         for ev in events:
             ev.event.original = None
+            # the identities as they came, to be found again in the free text
+            known = _identities(ev) if closed else None
             if ipf is not None:
                 for ep in (ev.source, ev.destination):
                     if ep is not None and ep.ip is not None:
@@ -209,10 +220,17 @@ class RedactPlugin:
                         else:
                             ep.ip, ep.address = None, value
                 obs = ev.observer
-                if obs is not None and obs.hostname is not None:
-                    host = valid_ip(obs.hostname)
-                    if host is not None:
-                        obs.hostname = ipf(host)[0]
+                if obs is not None:
+                    if obs.hostname is not None:
+                        host = valid_ip(obs.hostname)
+                        if host is not None:
+                            obs.hostname = ipf(host)[0]
+                    if obs.ip is not None:
+                        pairs = [ip_hit(ip) or ipf(ip) for ip in obs.ip]
+                        obs.ip = [value for value, is_ip in pairs if is_ip] or None
+                        tokens = [value for value, is_ip in pairs if not is_ip]
+                        if tokens:
+                            obs.hostname = tokens[0]
             rel = ev.related
             if rel is not None:
                 if ipf is not None and rel.ip:
@@ -231,8 +249,14 @@ class RedactPlugin:
                     rel.user = users
                 if rel.ip is None and rel.user is None:
                     ev.related = None
-            if idf is not None and ev.user is not None:
-                ev.user.name = idf(ev.user.name)
+            user = ev.user
+            if idf is not None and user is not None:
+                if user.name is not None:
+                    user.name = id_hit(user.name) or idf(user.name)
+                if user.email is not None:
+                    user.email = id_hit(user.email) or idf(user.email)
+                if user.domain is not None:
+                    user.domain = id_hit(user.domain) or idf(user.domain)
             clav = ev.clavister
             if clav is not None:
                 ike = clav.ike
@@ -244,7 +268,11 @@ class RedactPlugin:
                 if ipf is not None:
                     pool = clav.ip_pool
                     if pool is not None and pool.address is not None:
-                        pool.address = ipf(pool.address)[0]
+                        value, is_ip = ip_hit(pool.address) or ipf(pool.address)
+                        if is_ip:
+                            pool.address = value
+                        else:
+                            pool.address, pool.token = None, value
                     ipsec = clav.ipsec
                     if ipsec is not None:
                         if ipsec.local_ts is not None:
@@ -255,13 +283,22 @@ class RedactPlugin:
                     clav.extra = self._extra(clav.extra)
             reason = ev.event.reason
             if reason is not None:
-                ev.event.reason = scrub(reason)
+                ev.event.reason = self._free(reason, known)
             if ev.message is not None and ev.event.action is None:
                 # Not the catalog's text: an undecoded line, or a non-Clavister record.
-                ev.message = scrub(ev.message)
+                ev.message = self._free(ev.message, known)
             if ev.error is not None:
-                ev.error.message = scrub(ev.error.message)
+                ev.error.message = self._free(ev.error.message, known)
         return None
+
+    def _free(self, text: str, known: list[str] | None) -> str:
+        """Free text scrubbed, then every identity of its event replaced in it."""
+        text = self.scrub(text)
+        if known:
+            for value in known:
+                if value in text:
+                    text = text.replace(value, self.identity(value))
+        return text
 
     def _extra(self, extra: dict[str, str]) -> dict[str, str]:
         out = {}
@@ -270,9 +307,28 @@ class RedactPlugin:
                 out[name] = self._ip_text(value) if value else value
             elif name in IDENTITY_PARAMS and self.identity is not None:
                 out[name] = self.identity(value) if value else value
+            elif self._extra_closed and name not in self._keep_extra:
+                out[name] = self.identity(value) if value else value
             else:
                 out[name] = self.scrub(value)
         return out
+
+
+def _identities(ev: Event) -> list[str]:
+    """The identity values of an event as they came, longest first (so that one holding
+    another is replaced whole)."""
+    found = set()
+    ike = ev.clavister.ike if ev.clavister is not None else None
+    if ike is not None:
+        found.update(v for v in (ike.local_id, ike.remote_id) if v)
+    if ev.user is not None and ev.user.name:
+        found.add(ev.user.name)
+    if ev.related is not None and ev.related.user:
+        found.update(u for u in ev.related.user if u)
+    extra = ev.clavister.extra if ev.clavister is not None else None
+    if extra:
+        found.update(v for k, v in extra.items() if k in IDENTITY_PARAMS and v)
+    return sorted(found, key=len, reverse=True)
 
 
 def token_function(key: bytes, length: int) -> Callable[[str], str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import select
+import signal
 import subprocess
 import sys
 import time
@@ -267,3 +268,114 @@ def test_forward_command_requires_the_shared_key_it_names(tmp_path: Path):
     )
     assert result.returncode != 0
     assert "IKEFILTER_TEST_NO_SUCH_VAR" in result.stderr
+
+
+# -- the commands docs/integrations.md gives each pipeline, run as written --------------------
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "integrations.md"
+
+
+def documented(pattern: str) -> str:
+    """The one command in docs/integrations.md that ``pattern`` (a regex with one group)
+    finds."""
+    (found,) = re.findall(pattern, DOC.read_text("utf-8"), re.M)
+    return found
+
+
+def localized(command: str, tmp_path: Path) -> str:
+    """A documented command with its install and site paths pointed at this test's."""
+    from .conftest import ikefilter_command
+
+    (tmp_path / "site.toml").write_text('[time]\nzone = "UTC"\n')
+    for path, here in (("/opt/ikefilter/bin/ikefilter", ikefilter_command()),
+                       ("/etc/ikefilter/site.toml", tmp_path / "site.toml"),
+                       ("/var/log/clavister/fw.log", tmp_path / "fw.log"),
+                       ("/var/lib/ikefilter/ecs.ndjson", tmp_path / "ecs.ndjson"),
+                       ("/var/log/ikefilter.log", tmp_path / "ikefilter.log")):
+        command = command.replace(path, str(here))
+    assert "/opt/" not in command and "/etc/" not in command and "/var/" not in command
+    return command
+
+
+FLUENTD_JSON = r"^  command (/opt/ikefilter/bin/ikefilter run --config \S+)$"
+FLUENTD_MSGPACK = r"^  command (/opt/ikefilter/bin/ikefilter run --input-format msgpack .*)$"
+LOGSTASH = r'^    command => "(.*ikefilter run >> .*)"$'
+VECTOR = r'^command = \["/bin/sh", "-c", "(tail -F .*ikefilter run)"\]$'
+FLUENT_BIT = r"^    Command   (tail -F .*)$"
+
+
+@pytest.mark.parametrize("pattern", [FLUENTD_JSON, FLUENTD_MSGPACK],
+                         ids=["fluentd-exec-json", "fluentd-exec-msgpack"])
+def test_fluentd_exec_filter_commands_as_documented(pattern, tmp_path: Path):
+    """Fluentd's exec_filter writes records (JSON lines, or bare msgpack maps) and reads one
+    answer per record, without closing the child's stdin."""
+    lines = generated(28 * 2)
+    refs = reference_documents(lines)
+    proc = subprocess.Popen(["/bin/sh", "-c", localized(documented(pattern), tmp_path)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, env=child_env())
+    try:
+        msgpack = pattern is FLUENTD_MSGPACK
+        records = _records(lines)
+        proc.stdin.write(b"".join(enc.encode(r) for r in records) if msgpack else
+                         b"".join(msgspec.json.encode(r) + b"\n" for r in records))
+        proc.stdin.flush()
+        out, fd, deadline = b"", proc.stdout.fileno(), time.monotonic() + 30
+        while (len(object_ends(out, 1 << 30)) if msgpack else out.count(b"\n")) < len(lines):
+            assert time.monotonic() < deadline, "no answer for every record"
+            if select.select([fd], [], [], 1)[0]:
+                out += os.read(fd, 1 << 20)
+        if msgpack:
+            ends = object_ends(out, 1 << 30)
+            docs = [dec.decode(out[a:b]) for a, b in zip([0, *ends[:-1]], ends, strict=True)]
+        else:
+            docs = [msgspec.json.decode(line) for line in out.splitlines()]
+        for doc, ref in zip(docs, refs, strict=True):
+            check_document(doc, ref)
+    finally:
+        proc.kill()
+        proc.wait(10)
+
+
+def test_logstash_pipe_command_as_documented(tmp_path: Path):
+    """Logstash's pipe output writes ``message_format`` ("%{message}": the line as the udp
+    input received it) and a newline; the documents go to the file the second pipeline
+    reads."""
+    lines = generated(28 * 2)
+    proc = subprocess.run(["/bin/sh", "-c", localized(documented(LOGSTASH), tmp_path)],
+                          input="".join(line + "\n" for line in lines).encode(),
+                          env=child_env(), timeout=120, check=False, capture_output=True)
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    docs = read_json_lines(tmp_path / "ecs.ndjson")
+    for doc, ref in zip(docs, reference_documents(lines), strict=True):
+        check_document(doc, ref)
+
+
+@pytest.mark.parametrize("pattern", [VECTOR, FLUENT_BIT], ids=["vector-exec", "fluent-bit-exec"])
+def test_exec_sources_as_documented(pattern, tmp_path: Path):
+    """Vector's exec source (streaming) and Fluent Bit's exec input (Oneshot) run the command
+    once and read its stdout for as long as it runs: lines appended to the log come out as
+    documents while the command keeps running, and nothing but documents is on stdout."""
+    lines = generated(28 * 2)
+    refs = reference_documents(lines)
+    log = tmp_path / "fw.log"
+    log.write_text("")
+    proc = subprocess.Popen(["/bin/sh", "-c", localized(documented(pattern), tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            env=child_env(), start_new_session=True)
+    try:
+        time.sleep(1)  # tail -F is following the file
+        with open(log, "a") as f:
+            f.write("".join(line + "\n" for line in lines))
+        out, fd, deadline = b"", proc.stdout.fileno(), time.monotonic() + 60
+        while out.count(b"\n") < len(lines):
+            assert time.monotonic() < deadline, "no document for every line appended"
+            assert proc.poll() is None, "the command ended"
+            if select.select([fd], [], [], 1)[0]:
+                out += os.read(fd, 1 << 20)
+        docs = [msgspec.json.decode(line) for line in out.splitlines()]
+        for doc, ref in zip(docs, refs, strict=True):
+            check_document(doc, ref)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(10)

@@ -714,6 +714,6 @@ def test_event_time_is_the_timestamp_of_a_line_without_one(tmp_path: Path) -> No
         first, second = read_lines(out)
         assert first["@timestamp"] == "2023-11-14T22:13:20.250Z"
         assert first["event"]["code"] == "530"
-        assert second["@timestamp"] == "2026-11-26T10:00:00Z"
+        assert second["@timestamp"] == "2026-11-26T10:00:00.000Z"
 
     run_async(scenario())

@@ -354,8 +354,8 @@ ODD_RECORDS = [
 
 
 def _document(reply: bytes, form: str) -> dict:
-    """The document a reply carries (``{}`` and the dropped marker as they are), without a
-    time of processing, which differs from one run to the next."""
+    """The document a reply carries (``{}`` and the dropped marker as they are), without the
+    times of processing, which differ from one run to the next."""
     decoded = msgspec.json.decode(reply)
     doc = decoded.get("$!", decoded)
     if form == "text" and "json" in doc.get("ikefilter", {}):
@@ -363,6 +363,8 @@ def _document(reply: bytes, form: str) -> dict:
     stamp = doc.get("@timestamp", "")
     if stamp > time.strftime("%Y-%m-%dT%H:%M", time.gmtime(time.time() - 600)):
         doc["@timestamp"] = "(time of processing)"
+    if "ingested" in doc.get("event", {}):
+        doc["event"]["ingested"] = "(time of processing)"
     return doc
 
 

@@ -16,6 +16,7 @@ import re
 from ... import app
 from ...record import DEFAULT_SOURCE_KEYS
 from .entries import DEFAULT_UPSTREAM_MAX_FRAME
+from .limits import DEFAULT_MAX_EVENTS, DEFAULT_MAX_OBJECTS
 
 log = logging.getLogger("ikefilter")
 
@@ -104,6 +105,18 @@ def register(subparsers) -> None:
                         + ", ".join(DEFAULT_SOURCE_KEYS) + ")")
     p.add_argument("--max-frame", type=size, default=None, metavar="BYTES",
                    help="close a connection that sends a larger frame (default 16M)")
+    p.add_argument("--max-frame-objects", type=int, default=DEFAULT_MAX_OBJECTS, metavar="N",
+                   help="close a connection that sends a frame decoding into more objects "
+                        f"(arrays, maps, keys, values; default {DEFAULT_MAX_OBJECTS})")
+    p.add_argument("--max-frame-events", type=int, default=DEFAULT_MAX_EVENTS, metavar="N",
+                   help=f"close a connection that sends a frame of more events (default "
+                        f"{DEFAULT_MAX_EVENTS})")
+    p.add_argument("--max-connections", type=int, default=None, metavar="N",
+                   help="connections served at once; past it the one idle longest is closed "
+                        "(default: the descriptor limit less 64)")
+    p.add_argument("--write-timeout", type=float, default=120.0, metavar="S",
+                   help="close a connection that leaves its acks unread this long, in seconds "
+                        "(default 120)")
     p.add_argument("--idle-timeout", type=float, default=300.0, metavar="S",
                    help="close a connection silent this long, in seconds (default 300)")
     p.add_argument("--drain-timeout", type=float, default=30.0, metavar="S",
@@ -156,12 +169,22 @@ def _check_tls(args: argparse.Namespace) -> None:
             raise ValueError("--tls-key needs --tls-cert")
         if args.tls_cert is not None:
             server_tls_context(args.tls_cert, args.tls_key)
+            _warn_if_open(args.tls_key or args.tls_cert)
         if args.upstream_tls or args.upstream_ca:
             if args.upstream is None:
                 raise ValueError("--upstream-tls and --upstream-ca need --upstream")
             client_tls_context(args.upstream_ca)
     except ValueError as exc:
         raise SystemExit(f"ikefilter forward: {exc}") from None
+
+
+def _warn_if_open(path: str) -> None:
+    """A private key readable by group or others is used, with a warning."""
+    with contextlib.suppress(OSError):
+        mode = os.stat(path).st_mode
+        if mode & 0o077:
+            log.warning("TLS private key %s is open to group or others (mode %04o): "
+                        "chmod 600 it", path, mode & 0o777)
 
 
 def cmd_forward(args: argparse.Namespace) -> int:
@@ -177,6 +200,10 @@ def cmd_forward(args: argparse.Namespace) -> int:
         "idle_timeout": args.idle_timeout if args.idle_timeout > 0 else None,
         "frame_timeout": args.frame_timeout if args.frame_timeout > 0 else None,
         "drain_timeout": max(args.drain_timeout, 0.0),
+        "write_timeout": args.write_timeout if args.write_timeout > 0 else None,
+        "max_objects": max(args.max_frame_objects, 16),
+        "max_events": max(args.max_frame_events, 1),
+        "max_connections": args.max_connections,
         "tls_cert": args.tls_cert,
         "tls_key": args.tls_key,
         "upstream_tls": bool(args.upstream_tls or args.upstream_ca),
@@ -213,14 +240,21 @@ def _serve(args: argparse.Namespace, options: dict) -> int:
     try:
         forward_stats = asyncio.run(service.serve(pipeline, **options))
         log.info("forward server stopped: %s", forward_stats)
+        stats = pipeline.stats
         if forward_stats.invalid:
             # Entries that are not [time, map] never reach the pipeline: count them in, and
             # dropped, so the counts still add up.
-            stats = pipeline.stats
             stats.in_ += forward_stats.invalid
             stats.dropped += forward_stats.invalid
             stats.dropped_by_rule["invalid_forward_entry"] = forward_stats.invalid
-        return 1 if forward_stats.undelivered else 0
+        # out counts what was written or acked by the next hop: what the output refused or
+        # the next hop never acked is counted dropped, under the reason
+        stats.unwritten(forward_stats.not_written, "not_written")
+        stats.unwritten(forward_stats.undelivered, "undelivered")
+        if forward_stats.not_written:
+            log.error("%d events were not written (the output refused them) and not acked",
+                      forward_stats.not_written)
+        return 1 if forward_stats.undelivered or forward_stats.not_written else 0
     finally:
         app.report_stats(pipeline, args)
 

@@ -38,4 +38,11 @@ class ForwardStats(msgspec.Struct):
     protocol_errors: int = 0  # connections closed for bad or oversized frames
     handshake_failures: int = 0
     processor_errors: int = 0
-    timeouts: int = 0  # connections closed idle, or sending a frame too slowly
+    timeouts: int = 0  # connections closed idle, sending a frame too slowly, not reading acks
+    over_budget: int = 0  # frames over their objects or events budget (protocol errors too)
+    unencodable: int = 0  # records JSON cannot carry, written as tagged failure events
+    not_written: int = 0  # output records of batches the output refused: never acked
+    torn_tails: int = 0  # output files found ending in part of a line, the part moved aside
+    refused: int = 0  # connections refused at max_connections with none idle
+    evicted: int = 0  # idle connections closed at max_connections for a new one
+    accept_errors: int = 0  # times accepting failed for want of descriptors

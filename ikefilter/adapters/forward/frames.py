@@ -14,13 +14,11 @@ from typing import Any
 
 import msgspec
 
-from ..msgpack_framing import FrameError, array_prefix, count_objects, walk
+from ..msgpack_framing import Budget, FrameError, OverBudget, array_prefix, count_objects, walk
 from .lenient import DECODE_ERRORS, bad_utf8, decode_lenient
 
 DEFAULT_MAX_DECOMPRESSED = 64 * 1024 * 1024
-# A batch is a few tens of milliseconds of work and about 2 MB of documents: one frame to
-# the next hop, and never a freeze of the loop.
-DEFAULT_BATCH_SIZE = 2000
+_INFLATE_STEP = 1024 * 1024  # gzip is inflated this much at a time, each piece walked
 
 _decoder = msgspec.msgpack.Decoder()
 
@@ -63,25 +61,40 @@ class Frame:
 
 
 def decode_frame(
-    frame: bytes | memoryview, max_decompressed: int = DEFAULT_MAX_DECOMPRESSED
+    frame: bytes | memoryview, max_decompressed: int = DEFAULT_MAX_DECOMPRESSED, *,
+    max_objects: int | None = None, max_events: int | None = None,
 ) -> Frame | None:
     """Decode one complete frame; return None for a heartbeat (nil).
 
     :param frame: exactly one msgpack object, as cut by :class:`FrameSplitter`.
     :param max_decompressed: largest gzip-decompressed payload accepted, in bytes.
-    :raises FrameError: the frame is not a valid forward frame.
+    :param max_objects: most objects the packed entries may decode into, counted while
+        they are walked (and while gzip inflates), before they are decoded; the frame's own
+        objects are counted by the :class:`FrameSplitter` that cut it.
+    :param max_events: most entries a frame may hold.
+    :raises FrameError: the frame is not a valid forward frame, or is over a budget
+        (:class:`~ikefilter.adapters.msgpack_framing.OverBudget`).
     """
+    limits = (max_decompressed, max_objects)
     try:
-        items = _decoder.decode(frame)
-    except DECODE_ERRORS as exc:
-        if not bad_utf8(exc):
-            raise FrameError(f"malformed msgpack: {exc}") from None
-        # packed entries sent as str (Fluentd's str32) or a record string that is not UTF-8
-        return _decode_raw_frame(memoryview(frame), max_decompressed)
-    return _frame_from_items(items, max_decompressed)
+        try:
+            items = _decoder.decode(frame)
+        except DECODE_ERRORS as exc:
+            if not bad_utf8(exc):
+                raise FrameError(f"malformed msgpack: {exc}") from None
+            # packed entries sent as str (Fluentd's str32) or a record string not UTF-8
+            decoded = _decode_raw_frame(memoryview(frame), limits)
+        else:
+            decoded = _frame_from_items(items, limits)
+    except RecursionError:
+        raise FrameError("msgpack nesting too deep") from None
+    if (decoded is not None and max_events is not None
+            and len(decoded.records) + decoded.invalid > max_events):
+        raise OverBudget(f"frame over budget: more than {max_events} events")
+    return decoded
 
 
-def _frame_from_items(items: Any, max_decompressed: int) -> Frame | None:
+def _frame_from_items(items: Any, limits: tuple[int, int | None]) -> Frame | None:
     if items is None:
         return None
     if type(items) is not list or not 2 <= len(items) <= 4:
@@ -95,7 +108,7 @@ def _frame_from_items(items: Any, max_decompressed: int) -> Frame | None:
         if len(items) > 3:
             raise FrameError("PackedForward frame with 4 items")
         payload = entries if kind is bytes else entries.encode()
-        return _decode_packed(tag, payload, items[2] if len(items) == 3 else None, max_decompressed)
+        return _decode_packed(tag, payload, items[2] if len(items) == 3 else None, limits)
     if kind is list:
         if len(items) > 3:
             raise FrameError("Forward frame with 4 items")
@@ -109,7 +122,7 @@ def _frame_from_items(items: Any, max_decompressed: int) -> Frame | None:
     return Frame(tag, times, records, option.get("chunk"), "message", invalid)
 
 
-def _decode_raw_frame(view: memoryview, max_decompressed: int) -> Frame | None:
+def _decode_raw_frame(view: memoryview, limits: tuple[int, int | None]) -> Frame | None:
     """The slow path: slice packed entries as raw bytes, or decode strings leniently."""
     count, pos = _array_header(view, 0)
     if not 2 <= count <= 4:
@@ -120,8 +133,8 @@ def _decode_raw_frame(view: memoryview, max_decompressed: int) -> Frame | None:
             raise FrameError("PackedForward frame with 4 items")
         payload, pos = _read_raw(view, pos, "entries")
         option = decode_lenient(view[pos:]) if count == 3 else None
-        return _decode_packed(_text(tag), payload, option, max_decompressed)
-    return _frame_from_items(decode_lenient(view), max_decompressed)
+        return _decode_packed(_text(tag), payload, option, limits)
+    return _frame_from_items(decode_lenient(view), limits)
 
 
 # first byte of a str or bin -> length-field bytes (0: fixstr)
@@ -167,17 +180,26 @@ def _text(raw: memoryview) -> str:
 
 
 def _decode_packed(
-    tag: str, payload: bytes | memoryview, option: Any, max_decompressed: int
+    tag: str, payload: bytes | memoryview, option: Any, limits: tuple[int, int | None]
 ) -> Frame:
     option = _option(option)
+    max_decompressed, max_objects = limits
     mode = "packed"
+    size = option.get("size")
+    if type(size) is not int or not 0 < size < 1 << 32:
+        size = None  # the walk counts them
     compressed = option.get("compressed")
     if compressed == "gzip":
-        payload, mode = _gunzip(payload, max_decompressed), "compressed"
+        payload, counted = _gunzip(payload, max_decompressed, max_objects)
+        mode = "compressed"
+        size = counted if counted is not None else size
     elif compressed not in (None, "text"):
         raise FrameError(f"unsupported compression {compressed!r}")
-    size = option.get("size")
-    entries = _decode_entries(payload, size if type(size) is int else None)
+    elif max_objects is not None and len(payload) > max_objects:
+        # fewer bytes than the budget cannot hold more objects than it: only a larger
+        # payload is walked, which also counts its entries
+        size = _walk_entries(payload, 0, [sys.maxsize], Budget(max_objects))
+    entries = _decode_entries(payload, size)
     times, records, invalid = _split_entries(entries)
     return Frame(tag, times, records, option.get("chunk"), mode, invalid)
 
@@ -190,25 +212,50 @@ def _option(value: Any) -> dict:
     return value
 
 
-def _gunzip(data: bytes | memoryview, limit: int) -> bytes:
-    """Decompress one or more concatenated gzip members, at most ``limit`` bytes out."""
-    parts = []
-    total = 0
+def _gunzip(data: bytes | memoryview, limit: int, max_objects: int | None = None
+            ) -> tuple[bytes | bytearray, int | None]:
+    """Decompress one or more concatenated gzip members, at most ``limit`` bytes out.
+
+    With ``max_objects``, each inflated piece is walked as it comes, so a bomb of tiny
+    objects is refused once it has inflated past its budget, not at ``limit``.
+
+    :return: the entries, and their count when they were walked.
+    """
+    out = bytearray()
+    budget = Budget(max_objects) if max_objects is not None else None
+    stack = [sys.maxsize]
+    pos = 0
     data = bytes(data)
     while data:
         inflater = zlib.decompressobj(wbits=31)
-        try:
-            part = inflater.decompress(data, limit - total + 1)
-        except zlib.error as exc:
-            raise FrameError(f"bad gzip data: {exc}") from None
-        total += len(part)
-        if total > limit:
-            raise FrameError(f"decompressed entries larger than {limit} bytes")
-        if not inflater.eof:
-            raise FrameError("truncated gzip data")
-        parts.append(part)
+        while not inflater.eof:
+            try:
+                part = inflater.decompress(data, min(_INFLATE_STEP, limit - len(out) + 1))
+            except zlib.error as exc:
+                raise FrameError(f"bad gzip data: {exc}") from None
+            data = inflater.unconsumed_tail
+            if not part and not data:
+                raise FrameError("truncated gzip data")
+            out += part
+            if len(out) > limit:
+                raise FrameError(f"decompressed entries larger than {limit} bytes")
+            if budget is not None:
+                pos, _ = walk(out, pos, stack, sys.maxsize, budget)
         data = inflater.unused_data
-    return b"".join(parts)
+    if budget is None:
+        return out, None
+    if pos != len(out) or len(stack) != 1:
+        raise FrameError("truncated packed entries")
+    return out, sys.maxsize - stack[0]
+
+
+def _walk_entries(payload: bytes | memoryview, pos: int, stack: list[int], budget: Budget
+                  ) -> int:
+    """The number of entries filling ``payload``, walked within ``budget``."""
+    pos, _ = walk(payload, pos, stack, sys.maxsize, budget)
+    if pos != len(payload) or len(stack) != 1:
+        raise FrameError("truncated packed entries")
+    return sys.maxsize - stack[0]
 
 
 def _decode_entries(payload: bytes | memoryview, size_hint: int | None) -> list:

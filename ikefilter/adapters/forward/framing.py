@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..msgpack_framing import FrameError, walk
+from ..msgpack_framing import Budget, FrameError, walk
 
 DEFAULT_MAX_FRAME = 16 * 1024 * 1024
 
@@ -17,15 +17,20 @@ class FrameSplitter:
         as soon as its size is known, before it is buffered.
     :param replies: accept any msgpack object, as a client reading acks (maps) does; by default
         a frame must be an array or nil, so that text or other garbage fails at once.
+    :param max_objects: most objects a frame may hold (see :class:`Budget`); more raises
+        :class:`~ikefilter.adapters.msgpack_framing.OverBudget` as the walk reaches them.
 
     ``feed(data)`` returns the frames completed by ``data`` (``bytes``, in order). After a
     :class:`FrameError` the splitter is unusable, as is the connection it reads.
     """
 
-    __slots__ = ("_buf", "_pos", "_stack", "_end", "_parts", "_parts_len", "_starts", "max_frame")
+    __slots__ = ("_buf", "_pos", "_stack", "_end", "_parts", "_parts_len", "_starts", "max_frame",
+                 "_budget")
 
-    def __init__(self, max_frame: int = DEFAULT_MAX_FRAME, *, replies: bool = False) -> None:
+    def __init__(self, max_frame: int = DEFAULT_MAX_FRAME, *, replies: bool = False,
+                 max_objects: int | None = None) -> None:
         self.max_frame = max_frame
+        self._budget = Budget(max_objects) if max_objects is not None else None
         self._starts = _ANY_START if replies else _FRAME_STARTS
         self._buf = bytearray()
         self._pos = 0  # next byte the walker looks at, relative to the current frame's start
@@ -67,9 +72,13 @@ class FrameSplitter:
             buf += data
         while buf:
             if self._end < 0:
-                if self._pos == 0 and buf[0] not in self._starts:
-                    raise FrameError(f"not a forward frame (first byte 0x{buf[0]:02x})")
-                self._pos, done = walk(buf, self._pos, self._stack, self.max_frame)
+                if self._pos == 0:
+                    if buf[0] not in self._starts:
+                        raise FrameError(f"not a forward frame (first byte 0x{buf[0]:02x})")
+                    if self._budget is not None:
+                        self._budget.reset()
+                self._pos, done = walk(buf, self._pos, self._stack, self.max_frame,
+                                       self._budget)
                 if done:
                     if self._pos > self.max_frame:
                         raise FrameError(f"frame larger than {self.max_frame} bytes")

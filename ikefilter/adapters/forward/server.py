@@ -8,8 +8,8 @@ acked by the next hop: delivery is at least once.
 The command line runs it through :mod:`.service`. Parameters of :class:`ForwardServer`:
 
 - ``processor``: an object with ``process_records(records, times) -> list[object | None]``,
-  called once per batch (a frame's records, ``batch_size`` at most at a time, or the
-  Message-mode frames of one socket read), ``times``
+  called once per batch (a frame's records, a slice at a time, or the Message-mode frames of
+  one socket read; each batch is passed on before the next is processed), ``times``
   being the records' event times as RFC 3339 UTC text (None where not a time). It returns
   one item per record, aligned: a msgspec-encodable output record (Struct or dict), or None when
   the record was dropped or quarantined.
@@ -30,8 +30,9 @@ The command line runs it through :mod:`.service`. Parameters of :class:`ForwardS
   ``Buffer_Max_Size``, 6,144,000 bytes by default; documents are several times the size of
   the lines they come from).
 - ``max_decompressed``: largest gzip-decompressed entries of one frame, in bytes.
-- ``batch_size``: most records per processor call; a bigger frame is processed and passed on
-  a batch at a time, the loop serving acks and other connections in between.
+- ``max_objects``, ``max_events``: a frame's work budget, counted before it is decoded
+  (:mod:`.limits`); ``max_connections``: connections served at once (:class:`ConnectionCap`).
+- ``write_timeout``: seconds a client may leave its acks unread before it is closed.
 - ``idle_timeout``: seconds a connection may stay silent before it is closed.
 - ``frame_timeout``: seconds a frame (or the handshake, or the TLS handshake) may take to
   arrive once it has begun; a client trickling bytes is closed when it runs out.
@@ -49,7 +50,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import os
 import socket
@@ -58,13 +58,14 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-import msgspec
-
 from ..batching import collector_paused
+from ..msgpack_framing import OverBudget
+from .admission import ConnectionCap, default_max_connections, shared_key_handshake
 from .contract import ForwardStats, Processor
 from .entries import EventTimes
-from .frames import DEFAULT_BATCH_SIZE, batches
-from .output import FileOutput
+from .frames import batches
+from .limits import DEFAULT_MAX_EVENTS, DEFAULT_MAX_OBJECTS, HEAVY_FRAME, SLICE, RateLimit
+from .output import FileOutput, NotWritten, write_lines
 from .protocol import (
     DEFAULT_MAX_DECOMPRESSED,
     DEFAULT_MAX_FRAME,
@@ -72,14 +73,9 @@ from .protocol import (
     Frame,
     FrameError,
     FrameSplitter,
-    HandshakeError,
     decode_frame,
-    decode_message,
     encode_ack,
-    encode_helo,
-    encode_pong,
     pack_payloads,
-    parse_ping,
 )
 from .tls import server_tls_context
 from .upstream import UpstreamClient
@@ -87,12 +83,11 @@ from .upstream import UpstreamClient
 __all__ = ["ForwardServer"]
 
 log = logging.getLogger(__name__)
+log.addFilter(RateLimit())
 
 _READ_SIZE = 65536  # larger reads were slower (cache)
-_HANDSHAKE_FRAME = 64 * 1024
 DEFAULT_FRAME_TIMEOUT = 120.0
 
-_json_encoder = msgspec.json.Encoder()
 
 Writer = Callable[[bytes], Any]
 Output = str | os.PathLike | Writer
@@ -119,7 +114,10 @@ class ForwardServer:
         max_frame: int = DEFAULT_MAX_FRAME,
         upstream_max_frame: int = DEFAULT_UPSTREAM_MAX_FRAME,
         max_decompressed: int = DEFAULT_MAX_DECOMPRESSED,
-        batch_size: int = DEFAULT_BATCH_SIZE,
+        max_objects: int = DEFAULT_MAX_OBJECTS,
+        max_events: int = DEFAULT_MAX_EVENTS,
+        max_connections: int | None = None,
+        write_timeout: float | None = DEFAULT_FRAME_TIMEOUT,
         idle_timeout: float | None = 300.0,
         frame_timeout: float | None = DEFAULT_FRAME_TIMEOUT,
         drain_timeout: float = 30.0,
@@ -145,7 +143,9 @@ class ForwardServer:
         self.max_frame = max_frame
         self.upstream_max_frame = upstream_max_frame
         self.max_decompressed = max_decompressed
-        self.batch_size = max(1, batch_size)
+        self.max_objects = max_objects
+        self.max_events = max_events
+        self.write_timeout = write_timeout
         self.idle_timeout = idle_timeout
         self.frame_timeout = frame_timeout
         self.drain_timeout = drain_timeout
@@ -170,6 +170,9 @@ class ForwardServer:
         self._server: asyncio.AbstractServer | None = None
         self._connections: set[asyncio.Task] = set()
         self._reading: set[asyncio.Task] = set()  # connections waiting for bytes, not busy
+        self._cap = ConnectionCap(max_connections or default_max_connections(),
+                                  self._connections, self.stats, log)
+        self._heavy = asyncio.Lock()  # one large or compressed frame decoded at a time
         self._stopping = False
         self._stopped = asyncio.Event()
 
@@ -203,6 +206,7 @@ class ForwardServer:
             tls = {"ssl": self._tls, "ssl_handshake_timeout": self.frame_timeout or 60.0}
             if sys.version_info >= (3, 11):  # a peer that never answers close_notify
                 tls["ssl_shutdown_timeout"] = 5.0
+        self._cap.install(asyncio.get_running_loop())
         self._server = await asyncio.start_server(
             self._serve_connection, host, port, limit=_READ_SIZE,
             reuse_port=self.reuse_port or None, **tls
@@ -244,6 +248,8 @@ class ForwardServer:
                             "before shutdown: not delivered", unacked)
         if self._file_output is not None:
             self._file_output.close()
+            self.stats.torn_tails = self._file_output.torn
+        self._cap.uninstall(asyncio.get_running_loop())
         self._stopped.set()
 
     # ----------------------------------------------------------------------------------------
@@ -252,21 +258,26 @@ class ForwardServer:
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         task = asyncio.current_task()
+        peer = writer.get_extra_info("peername")
+        if not self._cap.admit(peer):
+            writer.close()
+            return
         self._connections.add(task)
         self.stats.connections += 1
-        peer = writer.get_extra_info("peername")
-        splitter = FrameSplitter(self.max_frame)
+        splitter = FrameSplitter(self.max_frame, max_objects=self.max_objects)
         loop = asyncio.get_running_loop()
         try:
             pending: list[bytes] = []
             if self.shared_key is not None:
-                pending = await self._handshake(reader, writer, splitter)
+                pending = await shared_key_handshake(
+                    reader, writer, splitter, self, lambda started: self._read(reader, started),
+                    peer)
                 if pending is None:
                     return
             started = None  # when the incomplete frame in the splitter began to wait for its rest
             while True:
                 if pending:
-                    await self._handle_frames(pending, writer)
+                    await self._handle_frames(pending, writer, peer)
                 if self._stopping:
                     return
                 # the clock of a frame runs while we wait for its bytes, never while we are
@@ -283,19 +294,24 @@ class ForwardServer:
                     started = None
         except FrameError as exc:
             self.stats.protocol_errors += 1
+            if isinstance(exc, OverBudget):
+                self.stats.over_budget += 1
             log.warning("closing forward connection from %s: %s", peer, exc)
+        except NotWritten as exc:
+            log.error("closing forward connection from %s: %s", peer, exc)
         except asyncio.TimeoutError as exc:
             self.stats.timeouts += 1
             log.info("closing forward connection from %s: %s", peer, exc or "idle")
         except (ConnectionError, OSError) as exc:
             log.info("forward connection from %s lost: %s", peer, exc)
         except asyncio.CancelledError:
-            pass  # shutdown: unacked frames will be resent by the client
+            pass  # shutdown or evicted idle: unacked frames will be resent by the client
         except Exception:
             self.stats.processor_errors += 1
             log.exception("closing forward connection from %s: processing failed", peer)
         finally:
             self._connections.discard(task)
+            self._cap.idle.pop(task, None)
             writer.close()
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await writer.wait_closed()
@@ -305,6 +321,8 @@ class ForwardServer:
         loop time a frame began); meanwhile the connection has nothing in flight."""
         task = asyncio.current_task()
         self._reading.add(task)
+        if started is None:
+            self._cap.idle[task] = asyncio.get_running_loop().time()
         try:
             timeout = self.idle_timeout
             slow = False
@@ -326,34 +344,52 @@ class ForwardServer:
                 raise asyncio.TimeoutError(f"idle for {self.idle_timeout}s") from None
         finally:
             self._reading.discard(task)
+            self._cap.idle.pop(task, None)
 
-    async def _handle_frames(self, raw_frames: list[bytes], writer: asyncio.StreamWriter) -> None:
+    async def _handle_frames(self, raw_frames: list[bytes], writer: asyncio.StreamWriter,
+                             peer: Any = None) -> None:
+        if any(len(raw) > HEAVY_FRAME or b"gzip" in raw for raw in raw_frames):
+            # walked and decoded off the loop, so that other connections go on meanwhile
+            async with self._heavy:
+                decoded = await asyncio.to_thread(self._decode, raw_frames)
+                await self._handle_decoded(self._count(decoded, peer), writer)
+        else:
+            await self._handle_decoded(self._count(self._decode(raw_frames), peer), writer)
+
+    def _decode(self, raw_frames: list[bytes]) -> list[Frame | None]:
+        with collector_paused():  # the decoded objects hold no cycles
+            return [decode_frame(raw, self.max_decompressed, max_objects=self.max_objects,
+                                 max_events=self.max_events) for raw in raw_frames]
+
+    def _count(self, decoded: list[Frame | None], peer: Any) -> list[Frame]:
         frames: list[Frame] = []
-        with collector_paused():  # the records are all alive until sent: nothing to collect
-            for raw in raw_frames:
-                frame = decode_frame(raw, self.max_decompressed)
-                if frame is None:
-                    self.stats.heartbeats += 1
-                else:
-                    frames.append(frame)
-                    if frame.invalid:
-                        self.stats.invalid += frame.invalid
-                        log.warning(
-                            "skipped %d entries of tag %r that are not [time, map]",
-                            frame.invalid,
-                            frame.tag,
-                        )
+        for frame in decoded:
+            if frame is None:
+                self.stats.heartbeats += 1
+            else:
+                frames.append(frame)
+                if frame.invalid:
+                    self.stats.invalid += frame.invalid
+                    log.warning(
+                        "skipped %d entries of tag %r from %s that are not [time, map]",
+                        frame.invalid,
+                        frame.tag,
+                        peer,
+                    )
+        return frames
+
+    async def _handle_decoded(self, frames: list[Frame], writer: asyncio.StreamWriter) -> None:
         if not frames:
             return
         self.stats.frames += len(frames)
         waits: list[asyncio.Future] = []
-        for n, (records, times, runs) in enumerate(batches(frames, self.batch_size)):
+        for n, (records, times, runs) in enumerate(batches(frames, SLICE)):
             if n:
                 await asyncio.sleep(0)  # acks, writes and other connections between batches
             if self._upstream is not None:
                 # while the next hop is down or slow, stop reading: TCP pushes back on the sender
                 await self._upstream.wait_capacity()
-            with collector_paused():
+            with collector_paused():  # the batch's objects all live until it is sent
                 outputs = self.processor.process_records(records, EventTimes(times))
                 if len(outputs) != len(records):
                     raise RuntimeError(
@@ -377,22 +413,21 @@ class ForwardServer:
         if acks:
             writer.write(b"".join(acks))
             self.stats.acks += len(acks)
-            await writer.drain()
+            if self.write_timeout is None:
+                await writer.drain()
+            else:
+                try:
+                    await asyncio.wait_for(writer.drain(), self.write_timeout)
+                except asyncio.TimeoutError:
+                    raise asyncio.TimeoutError(
+                        f"acks not read within {self.write_timeout}s") from None
 
     async def _write_lines(self, outputs: list[Any]) -> None:
-        kept = [item for item in outputs if item is not None]
-        self.stats.dropped += len(outputs) - len(kept)
-        if not kept:
-            return
-        result = self._write(_json_encoder.encode_lines(kept))
-        if inspect.isawaitable(result):
-            await result
-        self.stats.emitted += len(kept)
+        await write_lines(self._write, outputs, self.stats)
 
     def _send_upstream(self, runs: list[tuple[str, int]], times: list[Any],
                        outputs: list[Any]) -> list[asyncio.Future]:
-        """Submit one batch's documents, each run of one tag in frames under the limit;
-        return the futures of their acks."""
+        """Submit a batch's documents, each run of one tag in frames under the limit."""
         waits = []
         start = 0
         for tag, stop in runs:
@@ -407,40 +442,6 @@ class ForwardServer:
             for payload, size in payloads:
                 waits.append(self._upstream.submit(tag, payload, size))
         return waits
-
-    async def _handshake(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, splitter: FrameSplitter
-    ) -> list[bytes] | None:
-        """Run HELO/PING/PONG; return the frames read past the PING, or None if refused."""
-        nonce = os.urandom(16)
-        writer.write(encode_helo(nonce))
-        await writer.drain()
-        frames: list[bytes] = []
-        splitter.max_frame = min(_HANDSHAKE_FRAME, self.max_frame)
-        started = asyncio.get_running_loop().time()  # the PING must come within frame_timeout
-        while not frames:
-            data = await self._read(reader, started)
-            if not data:
-                return None
-            frames = splitter.feed(data)
-        splitter.max_frame = self.max_frame
-        try:
-            ping = parse_ping(decode_message(frames[0]))
-        except (FrameError, HandshakeError) as exc:
-            self.stats.handshake_failures += 1
-            log.warning("forward handshake failed: %s", exc)
-            return None
-        ok = ping.verify(nonce, self.shared_key)
-        reason = "" if ok else "shared_key mismatch"
-        writer.write(encode_pong(ok, reason, self.hostname, ping.salt, nonce, self.shared_key))
-        await writer.drain()
-        if not ok:
-            self.stats.handshake_failures += 1
-            log.warning(
-                "forward handshake refused for %s: %s", writer.get_extra_info("peername"), reason
-            )
-            return None
-        return frames[1:]  # a client that did not wait for PONG
 
 
 def _consume(future: asyncio.Future) -> None:
