@@ -13,7 +13,7 @@ import logging
 
 import msgspec
 
-from . import host, ocsf
+from . import exits, host, ocsf
 from .catalog import CatalogError
 from .catalog import load as load_catalog
 from .config import ConfigError, SiteConfig
@@ -24,13 +24,18 @@ from .shaping import Shaping
 log = logging.getLogger("ikefilter")
 
 
-class StartupError(SystemExit, Exception):
-    """The pipeline cannot start: a config or plugin problem, said in one line.
+class StartupError(exits.Failure, SystemExit):
+    """The pipeline cannot start: a config, plugin or catalog problem, said in one line.
 
-    A ``SystemExit``, so an uncaught one ends a command with the message on stderr and no
-    traceback; also an ``Exception``, so an embedding host (syslog-ng's parser ``init``)
-    that catches ``Exception`` reports it and stays up.
+    An :class:`exits.Failure` (``status`` is ``USAGE`` or ``INPUT``); also a ``SystemExit``,
+    so an uncaught one ends a program with the message on stderr and no traceback; and an
+    ``Exception``, so an embedding host (syslog-ng's parser ``init``) that catches
+    ``Exception`` reports it and stays up.
     """
+
+    def __init__(self, message: str, status: int = exits.USAGE):
+        exits.Failure.__init__(self, status, message)
+        self.code = message
 
 
 def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
@@ -66,10 +71,12 @@ def make_pipeline(args: argparse.Namespace, **overrides) -> Pipeline:
             schema=getattr(args, "schema", None),
             **overrides,
         )
-    except (ConfigError, host.PluginError, CatalogError) as exc:
-        raise StartupError(f"ikefilter: error: {exc}") from None
+    except (ConfigError, host.PluginError) as exc:
+        raise StartupError(str(exc)) from None
+    except CatalogError as exc:
+        raise StartupError(str(exc), exits.INPUT) from None
     except OSError as exc:
-        raise StartupError(f"ikefilter: error: {exc.filename}: {exc.strerror}") from None
+        raise StartupError(exits.os_error_text(exc), exits.INPUT) from None
 
 
 def build_pipeline(

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import msgspec
 
-from . import __version__, app, catalog, generate, host, template
-from .adapters import batching, lines, mmexternal
+from . import __version__, app, catalog, exits, generate, host, template
+from .adapters import batching, lines, mmexternal, sniff
 from .adapters.forward import command as forward_command
 from .config import ConfigError, SiteConfig
 from .config import load as load_config
@@ -28,12 +28,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         if path != "-" and (not Path(path).exists() or Path(path).is_dir()):
             # (devices and pipes are inputs too: /dev/stdin, <(...))
             why = "is a directory" if Path(path).is_dir() else "no such file"
-            print(f"ikefilter run: {path}: {why}", file=sys.stderr)
-            return 2
+            raise exits.Failure(exits.INPUT, f"{path}: {why}")
+    sniff.check_files(args.files, args.input_format)
     stats = getattr(args, "stats", None)
     if stats and not Path(stats).resolve().parent.is_dir():
-        print(f"ikefilter run: --stats {stats}: no such directory", file=sys.stderr)
-        return 2
+        raise exits.Failure(exits.OUTPUT, f"--stats {stats}: no such directory")
     pipeline = app.make_pipeline(args, write_derived=True)  # a stream: derived events fit
     progress = lines.Progress(bool(args.files) and lines.stderr_is_terminal())
     try:
@@ -57,13 +56,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
         return sessions.command(args)
     shapes = tuple(args.shape) if args.shape else None
     variants = tuple(args.variant or ())
+    with exits.reading(catalog.CatalogError):
+        cat = catalog.load(args.catalog)
     try:
-        produced = generate.lines(catalog.load(args.catalog), args.count, args.seed, shapes,
+        produced = generate.lines(cat, args.count, args.seed, shapes,
                                   mix=args.mix, variants=variants)
         first = next(produced, None)
     except ValueError as exc:
-        print(f"ikefilter generate: {exc}", file=sys.stderr)
-        return 2
+        raise exits.Failure(exits.USAGE, str(exc)) from None
     out = sys.stdout
     batch: list[str] = [] if first is None else [first]
     for line in produced:
@@ -86,8 +86,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         pm = host.build_manager([*listed, *args.plugin], disabled)
         owners = host.claim_tables(pm, config, args.config, disabled)
     except (ConfigError, host.PluginError) as exc:
-        print(f"ikefilter: error: {exc}", file=sys.stderr)
-        return 2
+        raise exits.Failure(exits.USAGE, str(exc)) from None
     rows = host.describe(pm, owners)
     if args.json:
         sys.stdout.buffer.write(msgspec.json.encode(rows) + b"\n")
@@ -107,19 +106,29 @@ def cmd_catalog_build(args: argparse.Namespace) -> int:
     """Build the catalog JSON from a Log Reference text and its curated ECS mapping."""
     source = Path(args.source)
     curated = Path(args.mapping) if args.mapping else source.with_name("ike-ecs.toml")
-    built = catalog.build(source.read_text("utf-8"), curated.read_bytes(), source.name)
+    with exits.reading():
+        text, mapping = source.read_bytes(), curated.read_bytes()
+    try:
+        built = catalog.build(text.decode("utf-8"), mapping, source.name)
+    except UnicodeDecodeError:
+        raise exits.Failure(exits.INPUT, f"{source}: not UTF-8 text (the Log Reference "
+                            "chapter saved as text)") from None
+    except ValueError as exc:  # CatalogError, and a reference the reader cannot follow
+        raise exits.Failure(exits.INPUT, f"{source} with mapping {curated}: {exc}") from None
     data = catalog.dumps(built)
     if args.output == "-":
         sys.stdout.buffer.write(data)
     else:
-        Path(args.output).write_bytes(data)
+        with exits.writing():
+            Path(args.output).write_bytes(data)
         log.info("wrote %d messages to %s", len(built.messages), args.output)
     return 0
 
 
 def cmd_catalog_show(args: argparse.Namespace) -> int:
     """Print catalog entries for a person (all, or the IDs given)."""
-    cat = catalog.load(args.catalog)
+    with exits.reading(catalog.CatalogError):
+        cat = catalog.load(args.catalog)
     by_id = cat.by_id()
     if args.json:
         picked = [by_id[i] for i in args.ids] if args.ids else cat.messages
@@ -132,8 +141,8 @@ def cmd_catalog_show(args: argparse.Namespace) -> int:
         return 0
     missing = [i for i in args.ids if i not in by_id]
     if missing:
-        print(f"ikefilter: no message with ID {', '.join(map(str, missing))}", file=sys.stderr)
-        return 1
+        raise exits.Failure(exits.USAGE, f"no message with ID {', '.join(map(str, missing))} "
+                            "(`ikefilter catalog show` lists them)")
     for i in args.ids:
         m = by_id[i]
         print(f"[ID: {m.id}] {m.message}   (section {m.section})")
@@ -164,7 +173,7 @@ def _count(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = exits.Parser(
         prog="ikefilter",
         description="Decode Clavister IKE/IPsec log lines and normalize them to ECS.",
     )
@@ -233,7 +242,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except exits.Failure as exc:
+        return exits.report(exc, "ikefilter", argv)
     logging.basicConfig(
         stream=sys.stderr,
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -244,6 +256,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, batching.on_sigterm)
     try:
         return args.func(args)
+    except exits.Failure as exc:
+        words = ("ikefilter", args.command, getattr(args, "catalog_command", None))
+        return exits.report(exc, " ".join(filter(None, words)))
     except batching.Terminated:
         return 128 + signal.SIGTERM
     except BrokenPipeError:

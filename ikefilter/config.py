@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from ._toml import TOMLDecodeError, load_toml
+from .choices import allowed
 from .ocsf import Schema
 from .record import DEFAULT_SOURCE_KEYS
 from .records import DEFAULT_MAX_DEPTH, DEFAULT_MAX_LINE
@@ -191,7 +192,7 @@ def convert(raw: Any, type_: type, path: str, text: str | None = None,
     try:
         return msgspec.convert(raw, type_)
     except msgspec.ValidationError as exc:
-        raise ConfigError(describe(exc, path, text, prefix)) from None
+        raise ConfigError(describe(exc, path, text, prefix, type_)) from None
 
 
 _AT = re.compile(r"^(?P<what>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
@@ -200,8 +201,9 @@ _STEP = re.compile(r"\.([^.\[]+)|\[(\d+|\.\.\.)\]")
 
 
 def describe(exc: msgspec.ValidationError, path: str, text: str | None,
-             prefix: tuple[str | int, ...] = ()) -> str:
-    """Turn a msgspec validation error into ``file:line: key: what is wrong``."""
+             prefix: tuple[str | int, ...] = (), type_: Any = None) -> str:
+    """Turn a msgspec validation error into ``file:line: key: what is wrong``; for a
+    choice, the values ``type_`` allows there."""
     m = _AT.match(str(exc))
     what, at = (m["what"], m["path"] or "") if m else (str(exc), "")
     keys: list[str | int] = list(prefix)
@@ -211,6 +213,9 @@ def describe(exc: msgspec.ValidationError, path: str, text: str | None,
     if unknown:
         keys.append(unknown["key"])
         what = "unknown key"
+    choices = allowed(type_, keys[len(prefix):]) if type_ is not None else ()
+    if choices and what.startswith("Invalid enum value"):
+        what += f" (allowed: {', '.join(map(str, choices))})"
     dotted = _dotted(keys) or "(top level)"
     line = find_line(text, keys) if text is not None else None
     where = f"{path}:{line}" if line else path

@@ -48,10 +48,12 @@ class Log(_S):
 
 
 class EventFields(_S):
-    # No defaults on what every event carries: omit_defaults would leave them out.
+    # No default on what every event carries: omit_defaults would leave it out. module and
+    # dataset are absent from the one kind of event that is not Clavister's (a record
+    # tagged ikefilter_not_clavister).
     kind: str
-    module: str
-    dataset: str
+    module: str | None = None
+    dataset: str | None = None
     code: str | None = None
     action: str | None = None
     category: list[str] | None = None
@@ -82,6 +84,10 @@ class Observer(_S):
     hostname: str | None = None
     ingress: Ingress | None = None
     ip: list[str] | None = None
+    # What a site plugin knows of the firewall: its own name for it, and where it stands
+    # (ECS ``observer.geo.*``; ``geo.name`` is the site, "boston-dc").
+    name: str | None = None
+    geo: dict | None = None
 
 
 class Endpoint(_S):
@@ -224,19 +230,23 @@ class Event(_S, rename={"timestamp": "@timestamp"}):
         """``source`` and/or ``destination`` by role, for plugins that look up peers.
 
         ``remote`` is the other IKE peer: the destination when this firewall initiated
-        (``clavister.ike.initiator`` true), else the source. ``source``, ``destination``, or
-        ``both`` (source then destination). Items may be None.
+        (``clavister.ike.initiator`` true), else the source; ``local`` is this firewall's
+        end, the other one of the two. ``source``, ``destination``, or ``both`` (source then
+        destination). Always a tuple (of one item but for ``both``); items may be None.
         """
-        if which == "remote":
+        if which in ("remote", "local"):
             ike = self.clavister.ike if self.clavister is not None else None
-            return (self.destination if ike is not None and ike.initiator else self.source,)
+            initiated = ike is not None and bool(ike.initiator)
+            remote_is_destination = initiated == (which == "remote")
+            return (self.destination if remote_is_destination else self.source,)
         if which == "source":
             return (self.source,)
         if which == "destination":
             return (self.destination,)
         if which == "both":
             return (self.source, self.destination)
-        raise ValueError(f"which: expected remote, source, destination or both, not {which!r}")
+        raise ValueError(f"which: expected remote, local, source, destination or both, not "
+                         f"{which!r}")
 
     def tag(self, *names: str) -> None:
         """Add tags, once each."""
@@ -263,11 +273,18 @@ def now() -> str:
 
 
 def failure(why: str, tags: list[str], timestamp: str, original: str | None = None, *,
-            code: str | None = None, message: str | None = None) -> Event:
+            code: str | None = None, message: str | None = None,
+            clavister: bool = True) -> Event:
     """The event written in place of an input that gave no normal one: ``why`` in
-    ``error.message``, the input as received (``original``), when it was seen."""
-    return Event(timestamp=timestamp, event=event_fields(code=code, original=original),
-                 message=message, tags=tags, error=Error(why), ecs=ECS)
+    ``error.message``, the input as received (``original``), when it was seen.
+
+    :param clavister: False for a record that is not Clavister's at all: no
+        ``event.module`` or ``event.dataset`` claims it.
+    """
+    fields = (event_fields(code=code, original=original) if clavister
+              else EventFields("event", code=code, original=original))
+    return Event(timestamp=timestamp, event=fields, message=message, tags=tags,
+                 error=Error(why), ecs=ECS)
 
 
 def observer(hostname: str | None = None) -> Observer:

@@ -202,7 +202,9 @@ class Renderer:
         status = self.status.get(ev.get("outcome"))
         log = d.pop("log", None) or {}
         metadata: dict[str, Any] = {"version": self.mapping.version, "product": self.product,
-                                    "profiles": PROFILES, "log_name": ev.get("dataset")}
+                                    "profiles": PROFILES}
+        if ev.get("dataset") is not None:  # a record not Clavister's names none
+            metadata["log_name"] = ev["dataset"]
         if ev.get("code") is not None:
             metadata["event_code"] = ev["code"]
         ingested = ev.pop("ingested", None)

@@ -27,7 +27,7 @@ from .record import DEFAULT_SOURCE_KEYS
 from .records import (
     DEFAULT_MAX_DEPTH,
     DEFAULT_MAX_LINE,
-    DROP,
+    DROPS,
     NonClavisterPolicy,
     Output,
     Reader,
@@ -136,8 +136,7 @@ class Pipeline:
                     for i, item in zip(index, done, strict=True):
                         out[i] = item
             _place(self._lane(self.lane.lines, [texts[i] for i in plain], now), plain, out,
-                   rest, lambda k: self.reader.not_clavister({"message": texts[plain[k]]},
-                                                       texts[plain[k]], NOT_CLAVISTER, now))
+                   rest, lambda k: self.reader.line_not_ours(texts[plain[k]], NOT_CLAVISTER, now))
         for i in rest:
             line = lines[i]
             try:
@@ -257,13 +256,12 @@ class Pipeline:
                     out[i] = item
         # Counted once the stages are through, so a batch that raised counts nothing.
         stats.in_ += len(out)
-        dropped = out.count(DROP)
-        if dropped:
-            out = [None if item is DROP else item for item in out]
-            stats.dropped += dropped
-            stats.dropped_by_rule["non_clavister"] = (
-                stats.dropped_by_rule.get("non_clavister", 0) + dropped
-            )
+        for drop, rule in DROPS:
+            dropped = out.count(drop)
+            if dropped:
+                out = [None if item is drop else item for item in out]
+                stats.dropped += dropped
+                stats.dropped_by_rule[rule] = stats.dropped_by_rule.get(rule, 0) + dropped
         written = len(out) - out.count(None)
         stats.out += written
         tag_lists = [item.tags for item in out if type(item) is ecs.Event]

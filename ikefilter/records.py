@@ -25,8 +25,12 @@ Output = Any  # ecs.Event | dict | None
 DEFAULT_MAX_LINE = 64 * 1024
 DEFAULT_MAX_DEPTH = 32
 
-# In place of a not-Clavister record the policy drops: counted, then removed.
+# In place of a not-Clavister record the policy drops, and of a blank line: counted, then
+# removed, under the rule each is counted by.
 DROP = object()
+DROP_BLANK = object()
+DROPS = ((DROP, "non_clavister"), (DROP_BLANK, "blank_line"))
+BLANKS = " \t\r\n\v\f"  # what makes a line blank: ASCII white space only
 
 
 class Reader:
@@ -98,10 +102,10 @@ class Reader:
         if type(result) is ecs.Event:
             result.tag(ecs.TAG_TRUNCATED)
             result.add_error(why)
-        elif result is not DROP and result is not None:
+        elif result is not DROP and result is not DROP_BLANK and result is not None:
             result = ecs.failure(f"not a Clavister log line; {why}",
                                  [ecs.TAG_NOT_CLAVISTER, ecs.TAG_TRUNCATED], now, text,
-                                 message=text)
+                                 message=text, clavister=False)
         return result
 
     def fault(self, item: object, exc: Exception, now: str) -> ecs.Event:
@@ -131,10 +135,17 @@ class Reader:
         try:
             decoded = decode_line(text, None, self.normalizer.local_time)
         except NotClavister as exc:
-            return self.not_clavister({"message": text}, text, str(exc), now)
+            return self.line_not_ours(text, str(exc), now)
         except Undecodable as exc:
             return self.failure(text, str(exc), now)
         return self.normalizer.normalize(decoded, now)
+
+    def line_not_ours(self, text: str, why: str, now: str) -> Output:
+        """A text line that is not Clavister's; a blank one is a counted drop
+        (``dropped_by_rule.blank_line``), never a document."""
+        if not text.strip(BLANKS):
+            return DROP_BLANK
+        return self.not_clavister({"message": text}, text, why, now)
 
     def from_record(self, record: dict, now: str, text: str | None,
                     unwrap: bool = True, texts_only: bool = False,
@@ -217,7 +228,8 @@ class Reader:
             return record
         if self.non_clavister == "drop":
             return DROP
-        return ecs.failure(why, [ecs.TAG_NOT_CLAVISTER], now, original, message=original)
+        return ecs.failure(why, [ecs.TAG_NOT_CLAVISTER], now, original, message=original,
+                           clavister=False)
 
 
 # Strings skipped whole, so a bracket inside one is not nesting. An unterminated string

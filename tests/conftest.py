@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import re
 from pathlib import Path
 
@@ -12,6 +13,17 @@ from ikefilter import catalog
 from ikefilter.pipeline import Pipeline
 
 DATA = Path(__file__).parent / "data"
+
+# Property tests draw a fifth of their examples by default, and the corpora of the counting
+# tests are a fifth of their size (quick to run while editing); all of them with
+# IKEFILTER_THOROUGH=1 (`tox -e thorough`, which CI runs).
+THOROUGH = os.environ.get("IKEFILTER_THOROUGH") == "1"
+
+
+def examples(n: int) -> int:
+    """How many examples (property draws, corpus lines) a test that wants ``n`` takes in
+    this run."""
+    return n if THOROUGH else max(20, n // 5)
 REFERENCE = catalog.data_dir() / "cos-stream-log-reference-ike.txt"
 CURATED = catalog.data_dir() / "ike-ecs.toml"
 

@@ -16,7 +16,7 @@ PACKAGE = Path(ikefilter.__file__).resolve().parent
 DOC = PACKAGE.parent / "docs" / "architecture.md"
 
 ADAPTERS = ("lines", "msgpack_stream", "syslogng", "mmexternal", "forward")
-ADAPTER_SHARED = ("batching", "msgpack_framing")
+ADAPTER_SHARED = ("batching", "msgpack_framing", "sniff")
 PLUGIN_MAY_IMPORT = ("ikefilter", "config", "ecs", "values", "severity", "identity", "plugins.*")
 
 

@@ -284,7 +284,7 @@ def test_cli_catalog_show_all(capsys):
 
 
 def test_cli_catalog_show_unknown_id(capsys):
-    assert cli.main(["catalog", "show", "530", "9999"]) == 1
+    assert cli.main(["catalog", "show", "530", "9999"]) == 2
     captured = capsys.readouterr()
     assert "no message with ID 9999" in captured.err
     assert captured.out == ""

@@ -1,81 +1,181 @@
-"""Ordinary mistakes get one line on stderr and a status, never a traceback."""
+"""Ordinary mistakes get one line on stderr and a distinct status, never a traceback.
+
+Each mistake is made through the real command (``python -m ikefilter``), as a person would.
+"""
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
+import msgspec
 import pytest
 
-from ikefilter import cli
+from ikefilter import catalog, cli, exits
 
 LINE = "<134>[2026-11-26 10:00:00] EFW: IKE: prio=2 id=530 rev=1 localip=203.0.113.1\n"
+ROOT = Path(__file__).resolve().parent.parent
 
 
-def _run(capsys, *argv: str) -> tuple[int, str, str]:
-    status = cli.main(list(argv))
-    out, err = capsys.readouterr()
-    return status, out, err
+def ikefilter(*argv: str, cwd: Path, stdin: bytes = b"") -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "ikefilter", *argv], input=stdin, cwd=cwd,
+                          capture_output=True, env=env, timeout=60)
 
 
-def _one_line(err: str) -> str:
-    lines = [line for line in err.splitlines() if "INFO" not in line]
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
+def one_line(err: bytes) -> str:
+    """The one line a mistake writes; the counts a command logs at exit are not it."""
+    text = err.decode()
+    assert "Traceback" not in text, text
+    lines = [line for line in text.splitlines() if not line.startswith("ikefilter: INFO:")]
+    assert len(lines) == 1, text
     return lines[0]
 
 
-@pytest.mark.parametrize("missing", ["missing.log", "."])
-def test_run_checks_every_input_before_reading_any(tmp_path, capsys, missing, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    good = tmp_path / "good.txt"
-    good.write_text(LINE)
-    status, out, err = _run(capsys, "run", str(good), missing, str(good))
-    assert status == 2
-    assert out == ""  # not the first file written, then a crash
-    assert _one_line(err).startswith(f"ikefilter run: {missing}: ")
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    """A directory with the files the mistakes use."""
+    d = tmp_path_factory.mktemp("site")
+    (d / "good.txt").write_text(LINE)
+    (d / "good2.txt").write_text(LINE)
+    (d / "notes.txt").write_text("not a catalog\n")
+    (d / "reference.txt").write_bytes((catalog.data_dir() / "cos-stream-log-reference-ike.txt")
+                                      .read_bytes())
+    (d / "mapped").mkdir()
+    (d / "mapped" / "ike-ecs.toml").write_bytes((catalog.data_dir() / "ike-ecs.toml")
+                                                .read_bytes())
+    (d / "mapped" / "garbled.txt").write_text("This is no Log Reference chapter.\n")
+    (d / "mapped" / "latin1.txt").write_bytes(b"Chapitre \xe9\n")
+    (d / "enum.toml").write_text('[redact]\nip = "hmak"\n')
+    (d / "typo.toml").write_text('[redact]\nidentiy = "hmac"\n')
+    (d / "site.msgpack").write_bytes(b"".join(msgspec.msgpack.encode({"log": LINE.strip()})
+                                              for _ in range(3)))
+    return d
 
 
-def test_run_checks_the_stats_directory_first(tmp_path, capsys):
-    good = tmp_path / "good.txt"
-    good.write_text(LINE)
-    status, out, err = _run(capsys, "run", "--stats", str(tmp_path / "no" / "s.json"), str(good))
-    assert status == 2 and out == ""
-    assert "no such directory" in _one_line(err)
+# (argv, stdin file or None, status, words the line must hold)
+MISTAKES = {
+    "run, a missing file": (["run", "missing.log"], None, exits.INPUT,
+                            ["ikefilter run: missing.log: no such file"]),
+    "run, a directory": (["run", "mapped"], None, exits.INPUT,
+                         ["ikefilter run: mapped: is a directory"]),
+    "run, a missing --stats directory": (["run", "--stats", "nope/s.json", "good.txt"], None,
+                                         exits.OUTPUT, ["--stats nope/s.json",
+                                                        "no such directory"]),
+    "run, a missing catalog": (["run", "--catalog", "nope.json", "good.txt"], None,
+                               exits.INPUT, ["nope.json", "No such file or directory"]),
+    "run, a text file as catalog": (["run", "--catalog", "notes.txt", "good.txt"], None,
+                                    exits.INPUT, ["notes.txt: not a built catalog"]),
+    "run, a typo in the config": (["run", "--config", "typo.toml", "good.txt"], None,
+                                  exits.USAGE, ["typo.toml:2: redact.identiy: unknown key"]),
+    "run, a choice not offered": (["run", "--config", "enum.toml", "good.txt"], None,
+                                  exits.USAGE, ["enum.toml:2: redact.ip: Invalid enum value "
+                                                "'hmak' (allowed: keep, mask, hmac, truncate, "
+                                                "cryptopan)"]),
+    "run, a missing config": (["run", "--config", "nope.toml", "good.txt"], None, exits.USAGE,
+                              ["nope.toml: cannot read the site config"]),
+    "run, msgpack mode fed text": (["run", "--input-format", "msgpack"], "good.txt",
+                                   exits.INPUT, ["not a msgpack stream", "not a map"]),
+    "run, line mode fed msgpack": (["run"], "site.msgpack", exits.INPUT,
+                                   ["add --input-format msgpack"]),
+    "run, a file of msgpack": (["run", "good.txt", "site.msgpack"], None, exits.INPUT,
+                               ["site.msgpack: input starts with a msgpack map"]),
+    "run, msgpack mode given a text file": (["run", "--input-format", "msgpack",
+                                             "site.msgpack", "good.txt"], None, exits.INPUT,
+                                            ["good.txt: not a msgpack stream"]),
+    "run, an unknown option": (["run", "--colour"], None, exits.USAGE,
+                               ["ikefilter run: unrecognized arguments: --colour",
+                                "ikefilter run --help"]),
+    "run, a format not offered": (["run", "--input-format", "csv"], None, exits.USAGE,
+                                  ["ikefilter run: argument --input-format: invalid choice"]),
+    "no command": ([], None, exits.USAGE, ["ikefilter: the following arguments are required"]),
+    "catalog build, a missing source": (["catalog", "build", "nope.txt"], None, exits.INPUT,
+                                        ["ikefilter catalog build: nope.txt: No such file"]),
+    "catalog build, no mapping beside the source": (
+        ["catalog", "build", "reference.txt"], None, exits.INPUT,
+        ["ike-ecs.toml: No such file"]),
+    "catalog build, malformed text": (["catalog", "build", "mapped/garbled.txt"], None,
+                                      exits.INPUT, ["mapped/garbled.txt with mapping",
+                                                    "no chapter heading"]),
+    "catalog build, text not UTF-8": (["catalog", "build", "mapped/latin1.txt"], None,
+                                      exits.INPUT, ["mapped/latin1.txt: not UTF-8 text"]),
+    "catalog build, output directory missing": (
+        ["catalog", "build", "reference.txt", "--mapping", "mapped/ike-ecs.toml",
+         "-o", "nope/ike.json"], None, exits.OUTPUT, ["nope/ike.json: No such file"]),
+    "catalog show, a missing catalog": (["catalog", "show", "--catalog", "nope.json"], None,
+                                        exits.INPUT, ["ikefilter catalog show: nope.json: No "
+                                                      "such file"]),
+    "catalog show, an unknown ID": (["catalog", "show", "530", "9999"], None, exits.USAGE,
+                                    ["no message with ID 9999"]),
+    "generate, a text file as catalog": (["generate", "--count", "1", "--catalog",
+                                          "notes.txt"], None, exits.INPUT,
+                                         ["notes.txt: not a built catalog"]),
+    "generate, a negative count": (["generate", "--count", "-5"], None, exits.USAGE,
+                                   ["--count: -5: a count is 0 or more"]),
+    "forward, output directory missing": (["forward", "--listen", "127.0.0.1:0", "--output",
+                                           "nope/dir/x"], None, exits.OUTPUT,
+                                          ["ikefilter forward: nope/dir/x: No such file"]),
+    "forward, workers on port 0": (["forward", "--listen", "127.0.0.1:0", "--workers", "2",
+                                    "--output", "out.jsonl"], None, exits.USAGE,
+                                   ["--workers needs a fixed port"]),
+    "plugins, a module not there": (["plugins", "--plugin", "no_such_plugin_module"], None,
+                                    exits.USAGE, ["plugin 'no_such_plugin_module': cannot "
+                                                  "import"]),
+}
 
 
-@pytest.mark.parametrize("argv", [
-    ["catalog", "show", "--catalog", "/nonexistent/ike.json"],
-    ["catalog", "build", "/nonexistent/reference.txt"],
-])
-def test_a_missing_file_is_one_line(capsys, argv):
-    status, _, err = _run(capsys, *argv)
-    assert status == 1
-    assert "No such file or directory" in _one_line(err)
+@pytest.mark.parametrize("mistake", list(MISTAKES))
+def test_a_mistake_is_one_line_and_its_status(site, mistake):
+    argv, stdin, status, words = MISTAKES[mistake]
+    data = (site / stdin).read_bytes() if stdin else b""
+    proc = ikefilter(*argv, cwd=site, stdin=data)
+    line = one_line(proc.stderr)
+    for word in words:
+        assert word in line
+    assert proc.returncode == status, line
+    assert proc.stdout == b""
 
 
-def test_a_file_that_is_no_catalog_is_one_line(tmp_path, capsys):
-    text = tmp_path / "lines.txt"
-    text.write_text(LINE)
-    status, _, err = _run(capsys, "generate", "--count", "1", "--catalog", str(text))
-    assert status != 0
-    assert "not a built catalog" in _one_line(err)
+def test_run_reports_a_missing_file_before_reading_any(site):
+    proc = ikefilter("run", "good.txt", "nope.txt", "good2.txt", cwd=site)
+    assert proc.returncode == exits.INPUT
+    assert proc.stdout == b""  # not the first file written, then a stop
+    assert one_line(proc.stderr) == "ikefilter run: nope.txt: no such file"
 
 
-def test_a_port_in_use_is_one_line(capsys):
+def test_a_port_in_use_is_one_line(site):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        status, _, err = _run(capsys, "forward", "--listen", f"127.0.0.1:{port}",
-                              "--output", "/dev/null")
-    assert status == 1
-    assert "in use" in _one_line(err)
+        proc = ikefilter("forward", "--listen", f"127.0.0.1:{port}", "--output", os.devnull,
+                         cwd=site)
+    assert proc.returncode == exits.OUTPUT
+    assert "in use" in one_line(proc.stderr)
+
+
+def test_mmexternal_never_writes_a_usage_mistake_into_rsyslogs_pipe(site, tmp_path):
+    """rsyslog reads the child's stderr as replies: a bad option is said in the log file."""
+    proc = ikefilter("mmexternal", "--reply", "json", cwd=site, stdin=b"{}\n")
+    assert (proc.returncode, proc.stdout, proc.stderr) == (exits.USAGE, b"", b"")
+    log = tmp_path / "mm.log"
+    proc = ikefilter("mmexternal", "--log-file", str(log), "--colour", cwd=site)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (exits.USAGE, b"", b"")
+    assert log.read_text() == ("ikefilter mmexternal: unrecognized arguments: --colour "
+                               "(see 'ikefilter mmexternal --help')\n")
+
+
+def test_every_status_is_in_the_readme():
+    readme = (ROOT / "README.md").read_text()
+    for name in ("USAGE", "INPUT", "OUTPUT", "FAILED"):
+        assert f"| `{getattr(exits, name)}` |" in readme, name
 
 
 def test_an_edited_catalog_reaches_run(tmp_path, capsys):
     """The catalog section of the README, as written: edit the mapping, build, run with it."""
-    from ikefilter import catalog
-
     source = catalog.data_dir()
     mapping = (source / "ike-ecs.toml").read_text()
     assert 'action = "ike-sa-established"' in mapping
@@ -92,19 +192,7 @@ def test_an_edited_catalog_reaches_run(tmp_path, capsys):
     assert '"action":"tunnel-up"' in capsys.readouterr().out
 
 
-def test_a_missing_catalog_for_run_is_one_line(capsys):
-    with pytest.raises(SystemExit) as stop:
-        cli.main(["run", "--catalog", "/nonexistent/ike.json"])
-    assert "No such file or directory" in str(stop.value)
-
-
-def test_a_negative_count_is_refused(capsys):
-    with pytest.raises(SystemExit) as stop:
-        cli.main(["generate", "--count", "-5"])
-    assert stop.value.code == 2
-    assert "a count is 0 or more" in capsys.readouterr().err
-
-
 def test_run_reads_a_device_or_a_pipe_given_by_name(capsys):
-    status, out, _ = _run(capsys, "run", "/dev/null")
+    status = cli.main(["run", "/dev/null"])
+    out, _ = capsys.readouterr()
     assert status == 0 and out == ""

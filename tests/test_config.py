@@ -186,3 +186,29 @@ def test_non_clavister_default_follows_redaction(monkeypatch):
     assert explicit.non_clavister == "pass"
     for p in (plain, redacting, explicit):
         p.site.runner.close()
+
+
+def test_a_record_not_ours_is_not_claimed_for_clavister():
+    """Tagged, a record that is not a Clavister line has no event.module or .dataset."""
+    p = app.build_pipeline(loads('[ikefilter]\nnon_clavister = "tag"\n'), entry_points=False)
+    docs = [msgspec.to_builtins(d) for d in p.process_lines(
+        ["sshd[1]: Accepted publickey", '{"message": "other", "host": "web1"}',
+         "EFW: IKE: prio=2 id=530 localport=70000"])]
+    for doc in docs[:2]:
+        assert doc["tags"] == ["ikefilter_not_clavister"]
+        assert doc["event"] == {"kind": "event", "original": doc["message"]}
+    # a Clavister line, even one with a bad value, is Clavister's
+    assert (docs[2]["event"]["module"], docs[2]["event"]["dataset"]) == ("clavister",
+                                                                        "clavister.log")
+    p.site.runner.close()
+
+
+@pytest.mark.parametrize("policy", ["pass", "tag", "drop"])
+def test_a_blank_line_is_a_counted_drop_whatever_the_policy(policy):
+    p = app.build_pipeline(loads(f'[ikefilter]\nnon_clavister = "{policy}"\n'),
+                           entry_points=False)
+    assert p.process_lines([b"", b"  ", b"\r", b"\t"]) == [None] * 4
+    assert p.process_lines(["", " "]) == [None] * 2
+    assert (p.stats.in_, p.stats.out, p.stats.dropped) == (6, 0, 6)
+    assert p.stats.dropped_by_rule == {"blank_line": 6}
+    p.site.runner.close()

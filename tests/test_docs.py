@@ -11,7 +11,18 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from ikefilter import app, catalog, cli, config, ecs, hookspecs, ocsf_mapping, shaping
+from ikefilter import (
+    app,
+    catalog,
+    cli,
+    config,
+    ecs,
+    fieldtable,
+    hookimpl,
+    hookspecs,
+    ocsf_mapping,
+    shaping,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGINS_MD = ROOT / "docs" / "plugins.md"
@@ -135,3 +146,55 @@ def test_the_ocsf_examples_are_what_run_writes(monkeypatch):
         assert written == json.loads(shown), line
         classes.add(written["class_uid"])
     assert classes == set(ocsf_mapping.load().classes)  # an example of every class used
+
+
+def test_the_event_field_table_is_the_structs():
+    text = PLUGINS_MD.read_text("utf-8")
+    start, end = text.index(fieldtable.BEGIN), text.index(fieldtable.END)
+    assert text[start:end + len(fieldtable.END)] == fieldtable.markdown(), \
+        "docs/plugins.md: paste the output of `python -m ikefilter.fieldtable`"
+    table = text[start:end]
+    for path in ("timestamp", "source.ip", "event.code", "labels", "observer.name",
+                 "observer.geo", "clavister.ike.initiator"):
+        assert f"| `{path}` |" in table, path
+    assert "| `source.as_` | `source.as` |" in table
+
+
+def test_the_guide_says_where_site_fields_go_as_they_work():
+    """The "Where a site's own facts go" examples, run as a plugin would run them."""
+    guide = sections(PLUGINS_MD.read_text("utf-8"))["The event"]
+    examples = re.findall(r"\| `(event\.[a-z_.]+ = [^`]+)` \|", guide)
+    assert len(examples) == 3, examples
+
+    class Site:
+        name = "site"
+
+        @hookimpl
+        def ikefilter_enrich(self, events):
+            for event in events:
+                for statement in examples:
+                    exec(statement, {}, {"event": event})
+
+    pipeline = app.build_pipeline(config.loads(""), plugins=[Site()], entry_points=False)
+    [doc] = pipeline.process_lines(
+        ["<134>[2026-11-26 10:00:00] EFW: IKE: prio=2 id=530 remoteip=81.2.3.4"])
+    out = json.loads(msgspec.json.encode(doc))
+    assert out["labels"] == {"site": "hq"}
+    assert out["observer"]["name"] == "fw-hq-01"
+    assert out["observer"]["geo"] == {"name": "boston-dc", "country_iso_code": "US"}
+    assert "ikefilter_enrich_failure" not in out["tags"]
+
+
+def test_an_attribute_the_event_lacks_fails_the_plugin_as_the_guide_says():
+    class Typo:
+        name = "typo"
+
+        @hookimpl
+        def ikefilter_enrich(self, events):
+            for event in events:
+                event.site = "hq"
+
+    pipeline = app.build_pipeline(config.loads(""), plugins=[Typo()], entry_points=False)
+    [event] = pipeline.process_lines(["<134>EFW: IKE: prio=2 id=530 remoteip=81.2.3.4"])
+    assert "ikefilter_enrich_failure" in event.tags
+    assert "AttributeError" in event.error.message

@@ -13,6 +13,7 @@ import re
 
 import msgspec
 import pytest
+from conftest import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -34,7 +35,7 @@ ENCODE = msgspec.json.Encoder().encode
 TEXT_SHAPES = tuple(s for s in generate.SHAPES if s not in generate.JSON_SHAPES)
 WRAPPED_SHAPES = tuple(sorted(generate.JSON_SHAPES - {"split"}))
 
-SETTINGS = settings(max_examples=150, deadline=None,
+SETTINGS = settings(max_examples=examples(150), deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 

@@ -457,13 +457,16 @@ def test_missing_id_is_a_parse_failure():
 
 @pytest.mark.parametrize("initiator", ["true", "false", None])
 def test_endpoints_by_role_find_the_remote_peer(initiator):
-    """Whichever side the role rule makes the remote peer, endpoints("remote") finds it."""
+    """Whichever side the role rule makes the remote peer, endpoints("remote") finds it, and
+    endpoints("local") this firewall's end."""
     line = "prio=2 id=530 localip=203.0.113.1 remoteip=81.2.3.4"
     if initiator is not None:
         line += f" initiator={initiator}"
     event = Normalizer(catalog.load()).normalize(wire.decode_line(line), "2026-11-26T10:00:00Z")
     [peer] = event.endpoints("remote")
     assert peer.ip == "81.2.3.4"
+    [local] = event.endpoints("local")
+    assert local.ip == "203.0.113.1"
     assert [e.ip for e in event.endpoints("both")] == [event.source.ip, event.destination.ip]
     with pytest.raises(ValueError):
         event.endpoints("sideways")

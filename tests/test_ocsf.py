@@ -300,11 +300,15 @@ def test_hooks_reach_the_document(tmp_path):
 @given(batch=st.lists(hostile_line, max_size=8))
 def test_hostile_input_gives_one_valid_document_per_line(batch):
     pipeline = HOSTILE
-    before = pipeline.stats.in_
+    before, blank_before = pipeline.stats.in_, pipeline.stats.dropped_by_rule.get("blank_line", 0)
     out = pipeline.process_lines(batch)
     assert len(out) == len(batch) and pipeline.stats.in_ - before == len(batch)
-    assert all(type(d) is Document for d in out)
-    valid_all([json.loads(ENC.encode(d)) for d in out])
+    # a blank line is a counted drop; every other line is one document
+    blank = [not line.strip(b" \t\r\n\v\f") for line in batch]
+    assert [d is None for d in out] == blank
+    assert pipeline.stats.dropped_by_rule.get("blank_line", 0) - blank_before == sum(blank)
+    assert all(type(d) is Document for d in out if d is not None)
+    valid_all([json.loads(ENC.encode(d)) for d in out if d is not None])
 
 
 HOSTILE = ocsf_pipeline()

@@ -144,8 +144,27 @@ def test_a_misspelt_hook_is_a_startup_error():
         def ikefilter_enrichment(self, events):
             pass
 
-    with pytest.raises(PluginError, match="ikefilter_enrichment"):
+    with pytest.raises(PluginError) as error:
         pipeline(Typo())
+    # one line that names the plugin once, by name, and says what the hooks are
+    assert str(error.value).startswith("plugin 'Typo': unknown hook 'ikefilter_enrichment' "
+                                       "(the hooks are ikefilter_config_tables, ")
+    assert "object at" not in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_plugin_loaded_twice_under_one_name_is_one_line(tmp_path):
+    """As a file and as an installed package, say: not pluggy's dictionary of plugins."""
+    (tmp_path / "twice.py").write_text("import ikefilter\n\n\n@ikefilter.hookimpl\n"
+                                       "def ikefilter_enrich(events):\n    return None\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "twice.py").write_text((tmp_path / "twice.py").read_text())
+    with pytest.raises(PluginError) as error:
+        host.build_manager([str(tmp_path / "twice.py"), str(tmp_path / "sub" / "twice.py")],
+                           entry_points=False)
+    text = str(error.value)
+    assert text == (f"plugin 'twice' ({tmp_path / 'sub' / 'twice.py'}): a plugin of this name "
+                    f"is already loaded (ikefilter_site_plugin_twice ({tmp_path / 'twice.py'}))"
+                    ": load it one way only")
 
 
 def test_an_unmarked_hook_function_is_a_startup_error():
@@ -466,10 +485,10 @@ def test_plugins_command_reports_config_errors(tmp_path, capsys):
 def test_run_with_a_bad_config_exits_with_the_key(tmp_path, capsys):
     bad = tmp_path / "site.toml"
     bad.write_text("[ikefilter]\nnon_clavister = 'keep'\n")
-    with pytest.raises(SystemExit) as exc:
-        cli.main(["run", "--config", str(bad), os.devnull])
-    assert "ikefilter.non_clavister" in str(exc.value.code)
-    assert f"{bad}:2" in str(exc.value.code)
+    assert cli.main(["run", "--config", str(bad), os.devnull]) == 2
+    err = capsys.readouterr().err
+    assert f"ikefilter run: {bad}:2: ikefilter.non_clavister: Invalid enum value 'keep' " \
+        "(allowed: pass, tag, drop)" in err
 
 
 def test_run_applies_the_config(tmp_path, monkeypatch, capsysbinary):

@@ -6,6 +6,7 @@ import hashlib
 import ipaddress
 
 import pytest
+from conftest import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -268,7 +269,7 @@ def _flip_bit(value: int, bit: int, bits: int) -> int:
     return value ^ (1 << (bits - 1 - bit))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(st.integers(0, (1 << 128) - 1), st.integers(0, 127), st.integers(0, (1 << 128) - 1))
 def test_ipv6_prefix_preservation(addr: int, n: int, noise: int) -> None:
     # b shares exactly n leading bits with addr: same prefix, bit n differs, rest random
@@ -281,7 +282,7 @@ def test_ipv6_prefix_preservation(addr: int, n: int, noise: int) -> None:
     assert _common_prefix(int(a), int(b), 128) == n
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.integers(0, (1 << 32) - 1), st.integers(0, (1 << 32) - 1))
 def test_ipv4_prefix_preservation(x: int, y: int) -> None:
     cpan = _PROPERTY_CPAN

@@ -20,6 +20,7 @@ from ikefilter.pipeline import Pipeline
 # (raw line as bytes without its newline, what must come out)
 #   ("event", code, tagged): an ECS event for that event.code; tagged: has an ikefilter_* tag
 #   ("pass", record): passed through unchanged
+#   ("blank",): nothing written; counted in dropped_by_rule.blank_line
 #   ("long", code): a line over 64 KiB: its event whole, or cut and tagged ikefilter_truncated
 #   (a site limit on line length may apply); never dropped, never two lines
 NEAR_64K = "n" * 60000
@@ -36,9 +37,9 @@ CORPUS: list[tuple[bytes, tuple]] = [
     (b'{"log": ', ("event", None, True)),
     (b"hello, not a firewall", ("pass", {"message": "hello, not a firewall"})),
     (b'{"app": "other", "n": 1}', ("pass", {"app": "other", "n": 1})),
-    (b"", ("pass", {"message": ""})),
+    (b"", ("blank",)),
     (b"<133>[2026-11-26 10:00:00] EFW: IKE: prio=2 id=590 rev=1\r", ("event", "590", False)),
-    (b"\r", ("pass", {"message": ""})),
+    (b"\r", ("blank",)),
     (b'{"log": "<133>[2026-11-26 10:00:00] EFW: IKE: prio=2 id=183 proto=ESP"}\r',
      ("event", "183", False)),
     (b"<133>[2026-11-26 10:00:00] EFW: IKE: prio=2 id=161 reason=\"" + NEAR_64K.encode()
@@ -47,7 +48,7 @@ CORPUS: list[tuple[bytes, tuple]] = [
      + b"\"", ("long", "419")),
     (b"not ours " + b"y" * 140000, ("long", None)),
     (b"EFW: IKE: id=530 localport=70000", ("event", "530", True)),
-    (b"", ("pass", {"message": ""})),
+    (b"", ("blank",)),
     (b"caf\xc3\xa9 \xff\xfe", ("pass", {"message": "caf\u00e9 \ufffd\ufffd"})),
     (b"<133>Nov 26 10:00:00 fw1 EFW: IKE: prio=2 id=737 userid=bob", ("event", "737", False)),
 ]
@@ -59,7 +60,9 @@ def corpus_bytes(final_newline: bool = False) -> bytes:
 
 
 def check_output(stdout: bytes, corpus=CORPUS) -> list[dict]:
-    """Exactly one JSON object per input line, each the right one, in order."""
+    """Exactly one JSON object per input line but a blank one, each the right one, in
+    order."""
+    corpus = [item for item in corpus if item[1][0] != "blank"]
     assert stdout.endswith(b"\n")
     out_lines = stdout.split(b"\n")[:-1]
     assert len(out_lines) == len(corpus)
@@ -102,15 +105,18 @@ def check_long(text: str, code: str | None, doc: dict) -> None:
         assert doc["event"]["code"] == code
 
 
-def expected_stats(stdout: bytes, corpus=CORPUS) -> tuple[int, int, int]:
+def expected_stats(stdout: bytes, corpus=CORPUS) -> tuple[int, int, int, int]:
+    """in, out, dropped (the blank lines), tagged"""
     n = len(corpus)
+    blank = sum(1 for _, want in corpus if want[0] == "blank")
+    corpus = [item for item in corpus if item[1][0] != "blank"]
     tagged = sum(1 for _, want in corpus if want[0] == "event" and want[2])
     docs = [json.loads(line) for line in stdout.splitlines()]
     tagged += sum(
         1 for (_, want), doc in zip(corpus, docs, strict=True)
         if want[0] == "long" and "ikefilter_truncated" in doc.get("tags", ())
     )
-    return n, n, tagged
+    return n, n - blank, blank, tagged
 
 
 def _env() -> dict[str, str]:
@@ -128,7 +134,7 @@ def ikefilter_cmd(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess
 
 
 def stats_of(stderr: bytes) -> tuple[int, ...]:
-    m = re.search(rb"in=(\d+) out=(\d+) dropped=0 quarantined=0 tagged=(\d+)", stderr)
+    m = re.search(rb"in=(\d+) out=(\d+) dropped=(\d+) quarantined=0 tagged=(\d+)", stderr)
     assert m, stderr
     return tuple(int(x) for x in m.groups())
 
@@ -144,7 +150,7 @@ def test_run_subprocess(final_newline):
     assert stats_of(proc.stderr) == expected_stats(proc.stdout)
     assert docs[0]["source"] == {"ip": "203.0.113.1", "port": 500}
     assert docs[1]["@timestamp"] == "2026-11-26T10:00:00.000Z"
-    assert docs[12]["event"]["reason"] == NEAR_64K
+    assert docs[10]["event"]["reason"] == NEAR_64K  # CORPUS[12], after two blank lines
 
 
 def test_run_stdout_is_only_json_and_stderr_only_the_report():
@@ -159,7 +165,7 @@ def test_run_empty_input():
     proc = ikefilter_cmd("run", stdin=b"")
     assert proc.returncode == 0
     assert proc.stdout == b""
-    assert stats_of(proc.stderr) == (0, 0, 0)
+    assert stats_of(proc.stderr) == (0, 0, 0, 0)
 
 
 def test_run_files_as_arguments(tmp_path):
@@ -187,10 +193,11 @@ def test_run_stats_file(tmp_path):
     proc = ikefilter_cmd("run", "--stats", str(stats), stdin=corpus_bytes())
     assert proc.returncode == 0
     got = json.loads(stats.read_text())
-    n, out, tagged = expected_stats(proc.stdout)
+    n, out, blank, tagged = expected_stats(proc.stdout)
     assert (got["in"], got["out"], got["dropped"], got["quarantined"], got["tagged"]) == (
-        n, out, 0, 0, tagged,
+        n, out, blank, 0, tagged,
     )
+    assert got["dropped_by_rule"] == {"blank_line": blank}
     docs = [json.loads(line) for line in proc.stdout.splitlines()]
     assert got["passthrough"] == sum(1 for d in docs if "event" not in d)
     assert got["passthrough"] >= sum(1 for _, want in CORPUS if want[0] == "pass")
@@ -246,7 +253,7 @@ def test_generate_piped_into_run():
         assert doc["event"]["action"]
         assert doc["ecs"] == {"version": "9.5.0"}
         assert not [t for t in doc["tags"] if t.startswith("ikefilter_")]
-    assert stats_of(proc.stderr) == (50, 50, 0)
+    assert stats_of(proc.stderr) == (50, 50, 0, 0)
 
 
 # -- in process -------------------------------------------------------------------------------

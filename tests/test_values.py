@@ -8,6 +8,7 @@ import random
 
 import msgspec
 import pytest
+from conftest import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -83,7 +84,7 @@ def test_not_an_ip(raw):
     assert values.ip(raw).why == "not an IP address"
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=examples(2000), deadline=None)
 @given(st.ip_addresses(v=6), st.sampled_from(["short", "exploded", "upper", "bracketed"]))
 def test_ipv6_written_as_ipaddress_writes_it(address, form):
     text = {"short": str(address), "exploded": address.exploded,
@@ -186,7 +187,7 @@ def _value_of(event, name: str):
     return getattr(holder, attr, None) if holder is not None else None
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(st.lists(lines(), min_size=1, max_size=12))
 def test_grammar_lines_are_taken_and_read_by_their_rules(batch):
     texts = [text for text, _ in batch]

@@ -24,6 +24,7 @@ from .batching import (
     unwritten_reason,
     whole_batch,
 )
+from .sniff import TextSource
 
 
 class Progress:
@@ -57,7 +58,7 @@ def run(pipeline: Pipeline, sources: Iterable[BinaryIO], out: BinaryIO,
     encoder = msgspec.json.Encoder()
     write, flush = out.write, out.flush
     for source in sources:
-        for batch in iter_batches(source, max_line=pipeline.max_line):
+        for batch in iter_batches(TextSource(source), max_line=pipeline.max_line):
             with whole_batch(), collector_paused():
                 results = [r for r in pipeline.process_lines(batch) if r is not None]
                 try:

@@ -33,7 +33,7 @@ import sys
 
 import msgspec
 
-from .. import app
+from .. import app, exits
 from .batching import iter_batches
 
 log = logging.getLogger("ikefilter")
@@ -52,7 +52,8 @@ def register(subparsers) -> None:
                    help="the document as $! variables (default), or as JSON text in"
                         " $!ikefilter!json, which rsyslog keeps and writes as one string")
     app.add_pipeline_options(p)
-    p.set_defaults(func=cmd_mmexternal)
+    # stderr is rsyslog's reply pipe: an option mistake is said in --log-file instead
+    p.set_defaults(func=cmd_mmexternal, report_usage=exits.log_file_reporter("--log-file"))
 
 
 def cmd_mmexternal(args: argparse.Namespace) -> int:

@@ -10,7 +10,7 @@ msgspec has no streaming unpacker: :func:`object_ends` walks the msgpack headers
 each complete object in the buffer ends (skipping ``str``/``bin`` payloads by their length),
 then all complete objects are decoded in one call behind an array header. A batch is what one
 read returned: at most 64 KiB, never waiting for more input. A byte that cannot start a
-msgpack object ends the run (exit status 1) once everything before it is answered: past it,
+msgpack object ends the run (exit status 3) once everything before it is answered: past it,
 the stream cannot be framed again.
 """
 
@@ -22,6 +22,7 @@ from typing import BinaryIO
 
 import msgspec
 
+from .. import exits
 from ..pipeline import Pipeline
 from .batching import (
     CHUNK,
@@ -32,6 +33,7 @@ from .batching import (
     whole_batch,
 )
 from .msgpack_framing import FrameError, array_prefix, walk
+from .sniff import TextSource, refuse_non_map
 
 log = logging.getLogger("ikefilter")
 
@@ -174,15 +176,12 @@ def run(pipeline: Pipeline, source: BinaryIO, out: BinaryIO, *,
         batches = iter_records(source)
         process = pipeline.process_records
     else:
-        batches = iter_batches(source, max_line=pipeline.max_line)
+        batches = iter_batches(TextSource(source), max_line=pipeline.max_line)
         process = pipeline.process_lines
     try:
         for n, batch in enumerate(batches):
-            if n == 0 and input_format == "msgpack" and batch and type(batch[0]) is not dict:
-                # A stream of maps begins with one: text or JSON lines read as msgpack make
-                # a run of small integers, never a record.
-                raise StreamError(
-                    f"its first object is not a map ({type(batch[0]).__name__})")
+            if n == 0 and input_format == "msgpack" and batch:
+                refuse_non_map(batch[0])
             with whole_batch(), collector_paused():
                 results = [r for r in process(batch) if r is not None]
                 if results:
@@ -199,5 +198,4 @@ def run(pipeline: Pipeline, source: BinaryIO, out: BinaryIO, *,
                     del results
     except StreamError as exc:
         flush()
-        log.error("input is not a msgpack stream: %s", exc)
-        raise SystemExit(1) from None
+        raise exits.Failure(exits.INPUT, f"input is not a msgpack stream: {exc}") from None

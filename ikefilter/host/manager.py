@@ -105,10 +105,17 @@ def build_manager(
             f"cannot disable {', '.join(map(repr, unknown))}: no such plugin"
             f" (known: {', '.join(sorted(known)) or 'none'})"
         )
+    for hook_name, caller in vars(pm.hook).items():
+        if getattr(caller, "has_spec", None) is None or caller.has_spec():
+            continue
+        for impl in caller.get_hookimpls():
+            if not getattr(impl, "optionalhook", False):
+                raise PluginError(f"plugin {impl.plugin_name!r}: unknown hook {hook_name!r}"
+                                  f" (the hooks are {', '.join(_spec_names())})")
     try:
-        pm.check_pending()
+        pm.check_pending()  # what is left for pluggy to refuse
     except pluggy.PluginValidationError as exc:
-        raise PluginError(f"plugin {exc.plugin!r}: {exc}") from None
+        raise PluginError(f"plugin {pm.get_name(exc.plugin)!r}: {exc}") from None
     for name, plugin in pm.list_name_plugin():
         if plugin is not None:
             _check_plugin(pm, name, plugin)
@@ -116,6 +123,12 @@ def build_manager(
 
 
 def _register(pm: pluggy.PluginManager, plugin: object, name: str, source: str) -> None:
+    loaded = pm.get_plugin(name)
+    if loaded is not None:
+        dists = {id(p): dist for p, dist in pm.list_plugin_distinfo()}
+        raise PluginError(f"plugin {name!r} ({source}): a plugin of this name is already "
+                          f"loaded ({_source(name, loaded, dists.get(id(loaded)))}): load it "
+                          "one way only")
     try:
         pm.register(plugin, name=name)
     except (pluggy.PluginValidationError, ValueError) as exc:

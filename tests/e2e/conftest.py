@@ -29,10 +29,57 @@ _throughput: list[tuple[str, int, float]] = []
 
 # -- Debian packages -------------------------------------------------------------------------
 
+# What the tests put on this machine when it is missing: the one list, said up front.
+INSTALLED = {
+    "syslog-ng": ("syslog-ng-core", "syslog-ng-mod-python", "python3-venv"),
+    "rsyslog": ("libestr0", "libfastjson4", "liblognorm5"),
+}
+# Downloaded and unpacked into the cache, never installed: the tests run their own daemon.
+UNPACKED = ("rsyslog",)
+# IKEFILTER_E2E_INSTALL=0: install nothing; a test whose packages are missing skips.
+INSTALL_OFF = os.environ.get("IKEFILTER_E2E_INSTALL", "1") == "0"
+
+
+def pytest_report_header(config) -> list[str]:
+    """Before any test: what the end-to-end tests would install, and whether they can."""
+    packages = [p for group in INSTALLED.values() for p in group]
+    missing = [p for p in packages if has_apt() and not installed(p)]
+    lines = [
+        "e2e: installs these Debian packages when missing (apt-get update once, then "
+        f"apt-get install): {', '.join(packages)}",
+        f"e2e: downloads and unpacks (never installs) {', '.join(UNPACKED)} into "
+        f"{cache_dir('debs').parent}; builds a venv of /usr/bin/python3 there for syslog-ng",
+    ]
+    why = cannot_install()
+    if not missing:
+        lines.append("e2e: all of them are installed already: nothing will be installed")
+    elif why:
+        lines.append(f"e2e: missing {', '.join(missing)}, and {why}: the tests that need "
+                     "them skip")
+    else:
+        lines.append(f"e2e: missing now: {', '.join(missing)} (IKEFILTER_E2E_INSTALL=0 "
+                     "installs nothing and skips those tests)")
+    return lines
+
+
+def has_apt() -> bool:
+    return shutil.which("apt-get") is not None and shutil.which("dpkg-query") is not None
+
+
+def cannot_install() -> str | None:
+    """Why packages cannot be installed here, or None when they can."""
+    if not has_apt():
+        return "this machine has no apt"
+    if INSTALL_OFF:
+        return "IKEFILTER_E2E_INSTALL=0 turns installing off"
+    if os.geteuid() != 0:
+        return "apt-get needs root (install them first, or run the tests as root)"
+    return None
+
 
 def require_apt() -> None:
     """Skip when this machine has no apt at all; everything else must work."""
-    if shutil.which("apt-get") is None or shutil.which("dpkg-query") is None:
+    if not has_apt():
         pytest.skip("apt is not available on this machine")
 
 
@@ -58,6 +105,9 @@ def apt_install(*packages: str) -> None:
     missing = [p for p in packages if not installed(p)]
     if not missing:
         return
+    why = cannot_install()
+    if why:
+        pytest.skip(f"needs the Debian packages {', '.join(missing)}, and {why}")
     apt_update_once()
     _run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing], timeout=600,
          env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
@@ -73,6 +123,10 @@ def apt_download(package: str, directory: Path) -> Path:
     try:
         _run(["apt-get", "download", "-q", package], cwd=directory, timeout=300)
     except AssertionError:
+        why = cannot_install()
+        if why:
+            pytest.skip(f"cannot download the Debian package {package} (the lists may need "
+                        f"apt-get update), and {why}")
         apt_update_once()
         _run(["apt-get", "download", "-q", package], cwd=directory, timeout=300)
     found = sorted(directory.glob(f"{package}_*.deb"))

@@ -18,6 +18,7 @@ import pytest
 
 from .conftest import (
     EXAMPLES,
+    INSTALLED,
     Daemon,
     apt_download,
     apt_install,
@@ -42,7 +43,7 @@ from .conftest import (
 @pytest.fixture(scope="module")
 def rsyslog_root() -> Path:
     """rsyslog's files unpacked into a cached directory; its libraries installed."""
-    apt_install("libestr0", "libfastjson4", "liblognorm5")
+    apt_install(*INSTALLED["rsyslog"])
     root = cache_dir("rsyslog")
     rsyslogd = root / "usr" / "sbin" / "rsyslogd"
     if not rsyslogd.exists():

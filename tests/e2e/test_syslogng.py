@@ -15,6 +15,7 @@ import pytest
 
 from .conftest import (
     EXAMPLES,
+    INSTALLED,
     REPO,
     Daemon,
     apt_install,
@@ -39,7 +40,7 @@ SYSTEM_PYTHON = "/usr/bin/python3"
 @pytest.fixture(scope="module")
 def system_venv() -> Path:
     """A venv of /usr/bin/python3 with this checkout installed; created once, reused."""
-    apt_install("syslog-ng-core", "syslog-ng-mod-python", "python3-venv")
+    apt_install(*INSTALLED["syslog-ng"])
     venv = cache_dir("syslog-ng-venv")
     python = venv / "bin" / "python"
     pip = [str(python), "-m", "pip", "--disable-pip-version-check", "-q"]

@@ -13,7 +13,7 @@ import logging
 import os
 import re
 
-from ... import app
+from ... import app, exits
 from ...record import DEFAULT_SOURCE_KEYS
 from .entries import DEFAULT_UPSTREAM_MAX_FRAME
 from .limits import DEFAULT_MAX_EVENTS, DEFAULT_MAX_OBJECTS
@@ -142,21 +142,21 @@ def _secret(var: str | None, file: str | None, option: str) -> str | bytes | Non
             with open(file, "rb") as fh:
                 value = fh.read().strip()
         except OSError as exc:
-            raise SystemExit(f"ikefilter forward: {option}-file: cannot read {file} "
-                             f"({exc.strerror or type(exc).__name__})") from None
+            raise exits.Failure(exits.INPUT, f"{option}-file: cannot read {file} "
+                                f"({exc.strerror or type(exc).__name__})") from None
         if not value:
-            raise SystemExit(f"ikefilter forward: {option}-file: {file} is empty")
+            raise exits.Failure(exits.INPUT, f"{option}-file: {file} is empty")
         return value  # bytes, as read: the handshake hashes them as they are
     if var is None:
         return None
     if not _ENV_NAME.match(var):
         # perhaps the key itself was given: never echo it
-        raise SystemExit(f"ikefilter forward: {option}-env: expects the name of an "
-                         "environment variable (the key itself is never given on the command "
-                         "line)")
+        raise exits.Failure(exits.USAGE, f"{option}-env: expects the name of an "
+                            "environment variable (the key itself is never given on the "
+                            "command line)")
     value = os.environ.get(var)
     if not value:
-        raise SystemExit(f"ikefilter forward: {option}-env: environment variable {var} is not set")
+        raise exits.Failure(exits.USAGE, f"{option}-env: environment variable {var} is not set")
     return value
 
 
@@ -175,7 +175,7 @@ def _check_tls(args: argparse.Namespace) -> None:
                 raise ValueError("--upstream-tls and --upstream-ca need --upstream")
             client_tls_context(args.upstream_ca)
     except ValueError as exc:
-        raise SystemExit(f"ikefilter forward: {exc}") from None
+        raise exits.Failure(exits.USAGE, str(exc)) from None
 
 
 def _warn_if_open(path: str) -> None:
@@ -217,13 +217,13 @@ def cmd_forward(args: argparse.Namespace) -> int:
     if args.max_frame is not None:
         options["max_frame"] = args.max_frame
     if args.workers < 1:
-        raise SystemExit("ikefilter forward: --workers must be 1 or more")
+        raise exits.Failure(exits.USAGE, "--workers must be 1 or more")
     if args.workers > 1:
         if args.listen[1] == 0:
-            raise SystemExit("ikefilter forward: --workers needs a fixed port, not 0")
+            raise exits.Failure(exits.USAGE, "--workers needs a fixed port, not 0")
         if args.output == "-":
-            raise SystemExit("ikefilter forward: --workers needs --output FILE or --upstream: "
-                             "workers sharing stdout could interleave their lines")
+            raise exits.Failure(exits.USAGE, "--workers needs --output FILE or --upstream: "
+                                "workers sharing stdout could interleave their lines")
         options["reuse_port"] = True
         return _run_workers(args, options)
     return _serve(args, options)
@@ -238,7 +238,8 @@ def _serve(args: argparse.Namespace, options: dict) -> int:
     overrides = {"source_keys": args.source_key} if args.source_key else {}
     pipeline = app.make_pipeline(args, **overrides)
     try:
-        forward_stats = asyncio.run(service.serve(pipeline, **options))
+        with exits.writing():  # the --output file, the port to listen on
+            forward_stats = asyncio.run(service.serve(pipeline, **options))
         log.info("forward server stopped: %s", forward_stats)
         stats = pipeline.stats
         if forward_stats.invalid:
@@ -278,6 +279,9 @@ def _run_workers(args: argparse.Namespace, options: dict) -> int:
                 if stats:
                     args.stats = f"{stats}.{n}"
                 code = _serve(args, options)
+            except exits.Failure as exc:
+                code = exc.status
+                log.error("%s", exc)
             except SystemExit as exc:
                 code = exc.code if isinstance(exc.code, int) else 1
                 if not isinstance(exc.code, int) and exc.code:
