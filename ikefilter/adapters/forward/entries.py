@@ -97,20 +97,28 @@ def pack_payloads(times: Sequence[Any], records: Sequence[Any], limit: int
     """:func:`pack_entries`, cut into payloads of at most ``limit`` bytes each (an entry
     larger than that goes alone), in order: a receiver refuses a frame over its buffer.
 
+    Each entry is encoded once, at the end of one buffer, so the cuts fall on entry
+    boundaries without encoding anything twice.
+
     :return: ``(payload, number of entries)`` of each; none when every record is None.
     """
-    payload, count = pack_entries(times, records)
-    if not count:
-        return []
-    if len(payload) <= limit or count == 1:
-        return [(payload, count)]
-    kept = [(t, r) for t, r in zip(times, records, strict=True) if r is not None]
-    parts = min(count, -(-len(payload) * 5 // (limit * 4)))  # aim a fifth under the limit
-    step = -(-count // parts)
+    buf = bytearray()
+    encode_into = _encoder.encode_into
     out: list[tuple[bytes, int]] = []
-    for start in range(0, count, step):
-        part = kept[start:start + step]
-        out += pack_payloads([t for t, _ in part], [r for _, r in part], limit)
+    start = count = 0  # the payload being filled: where it begins in buf, its entries
+    for entry in zip(times, records, strict=True):
+        if entry[1] is None:
+            continue
+        end = len(buf)
+        encode_into(entry, buf, -1)
+        if count and len(buf) - start > limit:
+            with memoryview(buf) as view:
+                out.append((bytes(view[start:end]), count))
+            start, count = end, 0
+        count += 1
+    if count:
+        with memoryview(buf) as view:
+            out.append((bytes(view[start:]), count))
     return out
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import msgspec
@@ -311,15 +311,32 @@ def _split_entries(entries: list) -> tuple[list, list, int]:
     return times, records, invalid
 
 
-def runs_by_tag(frames: Sequence[Frame]) -> list[tuple[str, list[Any], int]]:
-    """Group consecutive frames of one tag: ``(tag, times, end index in the records)``."""
-    runs: list[tuple[str, list[Any], int]] = []
-    end = 0
+def batches(frames: Sequence[Frame], size: int
+            ) -> Iterator[tuple[list[dict], list[Any], list[tuple[str, int]]]]:
+    """The frames' records in batches of at most ``size``, in order: the records of each,
+    their times, and its runs of one tag as ``(tag, end index in the batch)``.
+
+    A big frame is cut into several batches (each processed and sent on while the next one
+    waits, so a frame of many thousand records never holds the loop for seconds); the small
+    frames of one read go together.
+    """
+    records: list[dict] = []
+    times: list[Any] = []
+    runs: list[tuple[str, int]] = []
     for frame in frames:
-        end += len(frame.records)
-        if runs and runs[-1][0] == frame.tag:
-            runs[-1][1].extend(frame.times)
-            runs[-1] = (frame.tag, runs[-1][1], end)
-        else:
-            runs.append((frame.tag, list(frame.times), end))
-    return runs
+        start = 0
+        total = len(frame.records)
+        while start < total:
+            stop = min(total, start + size - len(records))
+            records += frame.records[start:stop]
+            times += frame.times[start:stop]
+            if runs and runs[-1][0] == frame.tag:
+                runs[-1] = (frame.tag, len(records))
+            else:
+                runs.append((frame.tag, len(records)))
+            start = stop
+            if len(records) >= size:
+                yield records, times, runs
+                records, times, runs = [], [], []
+    if records:
+        yield records, times, runs

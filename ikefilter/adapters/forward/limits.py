@@ -1,19 +1,19 @@
-"""What bounds a forward server's work: the budgets' defaults, frames processed in slices,
-and logging that a flood of one warning cannot turn into a flood of lines."""
+"""What bounds a forward server's work: the budgets' defaults, the size of a slice, and
+logging that a flood of one warning cannot turn into a flood of lines."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import Sequence
 
 # A frame's work, past its bytes (docs/threat-model.md has the measured peaks): every array,
 # map, key and value decoded counts one object; every [time, record] entry one event.
 DEFAULT_MAX_OBJECTS = 2_000_000
 DEFAULT_MAX_EVENTS = 200_000
-# Records handed to the pipeline at once; between two slices other connections are served.
-SLICE = 4096
+# Records handed to the pipeline at once, and passed on before the next slice: a few tens of
+# milliseconds of work and about 2 MB of documents (one frame to the next hop); between two
+# slices the loop serves acks and the other connections.
+SLICE = 2000
 # A frame larger than this, or compressed, is decoded and processed while no other such
 # frame is: the heavy work of the server is one frame's budget at a time.
 HEAVY_FRAME = 64 * 1024
@@ -51,32 +51,3 @@ class RateLimit(logging.Filter):
         return True
 
 
-async def process_in_slices(processor, records: list, times: Sequence) -> list:
-    """The processor's outputs for ``records``, :data:`SLICE` at a time; between two slices
-    the event loop serves the other connections."""
-    if len(records) <= SLICE:
-        return processor.process_records(records, times) if records else []
-    outputs: list = []
-    for start in range(0, len(records), SLICE):
-        if start:
-            await asyncio.sleep(0)
-        stop = start + SLICE
-        outputs += processor.process_records(records[start:stop], _Slice(times, start, stop))
-    return outputs
-
-
-class _Slice(Sequence):
-    """``items[start:stop]`` without copying (the times convert only when read)."""
-
-    __slots__ = ("items", "start", "stop")
-
-    def __init__(self, items: Sequence, start: int, stop: int) -> None:
-        self.items, self.start, self.stop = items, start, min(stop, len(items))
-
-    def __getitem__(self, i: int):
-        if not 0 <= i < self.stop - self.start:
-            raise IndexError(i)
-        return self.items[self.start + i]
-
-    def __len__(self) -> int:
-        return self.stop - self.start

@@ -8,7 +8,8 @@ acked by the next hop: delivery is at least once.
 The command line runs it through :mod:`.service`. Parameters of :class:`ForwardServer`:
 
 - ``processor``: an object with ``process_records(records, times) -> list[object | None]``,
-  called once per batch (one frame, or the Message-mode frames of one socket read), ``times``
+  called once per batch (a frame's records, a slice at a time, or the Message-mode frames of
+  one socket read; each batch is passed on before the next is processed), ``times``
   being the records' event times as RFC 3339 UTC text (None where not a time). It returns
   one item per record, aligned: a msgspec-encodable output record (Struct or dict), or None when
   the record was dropped or quarantined.
@@ -62,14 +63,8 @@ from ..msgpack_framing import OverBudget
 from .admission import ConnectionCap, default_max_connections, shared_key_handshake
 from .contract import ForwardStats, Processor
 from .entries import EventTimes
-from .frames import runs_by_tag
-from .limits import (
-    DEFAULT_MAX_EVENTS,
-    DEFAULT_MAX_OBJECTS,
-    HEAVY_FRAME,
-    RateLimit,
-    process_in_slices,
-)
+from .frames import batches
+from .limits import DEFAULT_MAX_EVENTS, DEFAULT_MAX_OBJECTS, HEAVY_FRAME, SLICE, RateLimit
 from .output import FileOutput, NotWritten, write_lines
 from .protocol import (
     DEFAULT_MAX_DECOMPRESSED,
@@ -386,26 +381,34 @@ class ForwardServer:
     async def _handle_decoded(self, frames: list[Frame], writer: asyncio.StreamWriter) -> None:
         if not frames:
             return
-        if self._upstream is not None:
-            # while the next hop is down or slow, stop reading: TCP pushes back on the sender
-            await self._upstream.wait_capacity()
         self.stats.frames += len(frames)
-        if len(frames) == 1:
-            records, times = frames[0].records, frames[0].times
-        else:  # Message mode: one processor call for all the frames of one read
-            records = [record for frame in frames for record in frame.records]
-            times = [t for frame in frames for t in frame.times]
-        outputs = await process_in_slices(self.processor, records, EventTimes(times))
-        if len(outputs) != len(records):
-            raise RuntimeError(
-                f"processor returned {len(outputs)} results for {len(records)} records"
-            )
-        self.stats.events += len(records)
-        if self._upstream is None:
-            # a blocking write is the backpressure: nothing else is read while the output lags
-            await self._write_lines(outputs)
-        else:
-            await self._send_upstream(frames, outputs)
+        waits: list[asyncio.Future] = []
+        for n, (records, times, runs) in enumerate(batches(frames, SLICE)):
+            if n:
+                await asyncio.sleep(0)  # acks, writes and other connections between batches
+            if self._upstream is not None:
+                # while the next hop is down or slow, stop reading: TCP pushes back on the sender
+                await self._upstream.wait_capacity()
+            with collector_paused():  # the batch's objects all live until it is sent
+                outputs = self.processor.process_records(records, EventTimes(times))
+                if len(outputs) != len(records):
+                    raise RuntimeError(
+                        f"processor returned {len(outputs)} results for {len(records)} records"
+                    )
+                self.stats.events += len(records)
+                if self._upstream is not None:
+                    waits += self._send_upstream(runs, times, outputs)
+            if self._upstream is None:
+                # a blocking write is the backpressure: nothing else is read while the output lags
+                await self._write_lines(outputs)
+        if waits and any(frame.chunk is not None for frame in frames):
+            gathered = asyncio.gather(*waits)
+            try:
+                await asyncio.shield(gathered)
+            except asyncio.CancelledError:
+                # shutdown: the upstream fails what it could not deliver; nobody awaits it now
+                gathered.add_done_callback(_consume)
+                raise
         acks = [encode_ack(frame.chunk) for frame in frames if frame.chunk is not None]
         if acks:
             writer.write(b"".join(acks))
@@ -422,11 +425,14 @@ class ForwardServer:
     async def _write_lines(self, outputs: list[Any]) -> None:
         await write_lines(self._write, outputs, self.stats)
 
-    async def _send_upstream(self, frames: list[Frame], outputs: list[Any]) -> None:
+    def _send_upstream(self, runs: list[tuple[str, int]], times: list[Any],
+                       outputs: list[Any]) -> list[asyncio.Future]:
+        """Submit a batch's documents, each run of one tag in frames under the limit."""
         waits = []
         start = 0
-        for tag, times, stop in runs_by_tag(frames):
-            payloads = pack_payloads(times, outputs[start:stop], self.upstream_max_frame)
+        for tag, stop in runs:
+            payloads = pack_payloads(times[start:stop], outputs[start:stop],
+                                     self.upstream_max_frame)
             count = sum(size for _, size in payloads)
             self.stats.dropped += stop - start - count
             self.stats.emitted += count
@@ -435,14 +441,7 @@ class ForwardServer:
                 tag = self._rewrite_tag(tag)
             for payload, size in payloads:
                 waits.append(self._upstream.submit(tag, payload, size))
-        if waits and any(frame.chunk is not None for frame in frames):
-            gathered = asyncio.gather(*waits)
-            try:
-                await asyncio.shield(gathered)
-            except asyncio.CancelledError:
-                # shutdown: the upstream fails what it could not deliver; nobody awaits it now
-                gathered.add_done_callback(_consume)
-                raise
+        return waits
 
 
 def _consume(future: asyncio.Future) -> None:

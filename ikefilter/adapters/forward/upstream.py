@@ -2,10 +2,16 @@
 
 :class:`UpstreamClient` sends PackedForward frames ``[tag, bin(entries), {"chunk", "size"}]``
 over one TCP connection and resolves each submission once the next hop acks its chunk
-(``{"ack": chunk}``). When the hop is down, the connection breaks or an ack does not arrive
-within ``ack_timeout``, it reconnects with exponential backoff and resends every unacked
-chunk, in order, under the same chunk id; nothing is dropped while the client runs. A resent
-chunk may arrive twice at the hop (the first copy was received but its ack was lost).
+(``{"ack": chunk}``). When the hop is down, the connection breaks or it owes an ack and has
+sent none for ``ack_timeout``, it reconnects with exponential backoff and resends every
+unacked chunk, in order, under the same chunk id; nothing is dropped while the client runs.
+A resent chunk may arrive twice at the hop (the first copy was received but its ack was
+lost).
+
+The ack clock of a chunk starts once its bytes are written out (not when it is queued behind
+others), and restarts with every ack the hop sends: a hop working through a queue of chunks
+is slow, not gone. Acks that came in while this process was busy are read before a timeout
+is declared, so a busy filter does not send again what the hop already has.
 
 With ``tls`` the connection is TLS 1.2 or later, and the hop's certificate and host name are
 checked (against ``tls_ca`` when given, else the system's CAs).
@@ -63,11 +69,13 @@ class UpstreamClient:
     :param port: next hop's port.
     :param shared_key: answer the hop's HELO with this key (``None``: the hop must not ask).
     :param hostname: name sent in PING; defaults to this machine's host name.
-    :param ack_timeout: seconds to wait for an ack before reconnecting and resending.
+    :param ack_timeout: seconds the hop may owe an ack without sending any (counted from
+        when the frame was written out) before reconnecting and resending.
     :param connect_timeout: seconds allowed for one connection attempt and the handshake.
     :param backoff_initial: first delay between attempts, in seconds; doubles on each failure.
     :param backoff_max: longest delay between attempts, in seconds.
     :param max_pending: unacked chunks allowed before :meth:`wait_capacity` waits.
+    :param max_pending_bytes: unacked frame bytes allowed before :meth:`wait_capacity` waits.
     :param tls: speak TLS to the hop: ``True`` (verified, see ``tls_ca``) or a ready
         :class:`ssl.SSLContext`.
     :param tls_ca: PEM file of the CA certificates to trust (implies ``tls``).
@@ -89,6 +97,7 @@ class UpstreamClient:
         backoff_initial: float = 0.2,
         backoff_max: float = 10.0,
         max_pending: int = 64,
+        max_pending_bytes: int = 64 * 1024 * 1024,
         tls: bool | ssl.SSLContext = False,
         tls_ca: str | os.PathLike | None = None,
         tls_server_name: str | None = None,
@@ -102,11 +111,14 @@ class UpstreamClient:
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.max_pending = max_pending
+        self.max_pending_bytes = max_pending_bytes
         self.tls_server_name = tls_server_name or host
         self._tls = client_tls_context(tls_ca) if (tls is True or tls_ca) else (tls or None)
         self.resent = 0  # chunks sent again after a failure
         self.acked = 0
         self._pending: dict[str, _Chunk] = {}  # insertion order is submission order
+        self._pending_bytes = 0
+        self._last_ack = 0.0  # when the hop last acked anything (monotonic)
         self._unsent: collections.deque[str] = collections.deque()
         self._kick = asyncio.Event()  # something new to send
         self._space = asyncio.Event()  # an ack freed room below max_pending
@@ -141,9 +153,9 @@ class UpstreamClient:
             raise RuntimeError("upstream client is closed")
         chunk_id = secrets.token_hex(16)
         future = asyncio.get_running_loop().create_future()
-        self._pending[chunk_id] = _Chunk(
-            encode_packed_forward(tag, payload, chunk_id, size), future, size
-        )
+        frame = encode_packed_forward(tag, payload, chunk_id, size)
+        self._pending[chunk_id] = _Chunk(frame, future, size)
+        self._pending_bytes += len(frame)
         self._unsent.append(chunk_id)
         self._kick.set()
         return future
@@ -153,8 +165,10 @@ class UpstreamClient:
         await asyncio.shield(self.submit(tag, payload, size))
 
     async def wait_capacity(self) -> None:
-        """Wait until fewer than ``max_pending`` chunks are unacked."""
-        while len(self._pending) >= self.max_pending and not self._closed:
+        """Wait until fewer than ``max_pending`` chunks, and fewer than ``max_pending_bytes``
+        bytes, are unacked."""
+        while ((len(self._pending) >= self.max_pending
+                or self._pending_bytes >= self.max_pending_bytes) and not self._closed):
             self._space.clear()
             await self._space.wait()
 
@@ -183,6 +197,7 @@ class UpstreamClient:
                 chunk.future.set_exception(ConnectionError("upstream closed before the ack"))
                 chunk.future.exception()  # mark retrieved: nobody may be waiting any more
         self._pending.clear()
+        self._pending_bytes = 0
         return unacked
 
     # ----------------------------------------------------------------------------------------
@@ -241,19 +256,28 @@ class UpstreamClient:
         try:
             while True:
                 self._kick.clear()
-                now = time.monotonic()
                 while self._unsent:
                     chunk = self._pending.get(self._unsent.popleft())
                     if chunk is not None:
-                        chunk.sent_at = now
+                        chunk.sent_at = 0.0
                         writer.write(chunk.frame)
-                await writer.drain()
+                        # a hop that stops reading for ack_timeout is gone, as one that
+                        # stops acking
+                        await asyncio.wait_for(writer.drain(), self.ack_timeout)
+                        chunk.sent_at = time.monotonic()  # out of our hands: its clock starts
+                    if acks.done():
+                        acks.result()
                 timeout = None
                 if self._pending:
-                    oldest = next(iter(self._pending.values()))
-                    timeout = oldest.sent_at + self.ack_timeout - time.monotonic()
+                    timeout = self._ack_deadline() - time.monotonic()
                     if timeout <= 0:
-                        raise asyncio.TimeoutError("no ack from the next hop")
+                        # acks that arrived while we were busy are read before the verdict
+                        await asyncio.wait((acks,), timeout=min(1.0, self.ack_timeout / 10))
+                        if acks.done():
+                            acks.result()
+                        if self._pending and self._ack_deadline() <= time.monotonic():
+                            raise asyncio.TimeoutError("no ack from the next hop")
+                        continue
                 kick = asyncio.ensure_future(self._kick.wait())
                 try:
                     await asyncio.wait(
@@ -267,6 +291,12 @@ class UpstreamClient:
             acks.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await acks
+
+    def _ack_deadline(self) -> float:
+        """When the hop is late: ``ack_timeout`` after the oldest unacked chunk was written
+        out, or after the hop's last ack if that came later."""
+        oldest = next(iter(self._pending.values()))
+        return max(oldest.sent_at, self._last_ack) + self.ack_timeout
 
     async def _read_acks(self, reader: asyncio.StreamReader, splitter: FrameSplitter) -> None:
         while True:
@@ -286,6 +316,8 @@ class UpstreamClient:
         chunk = self._pending.pop(chunk_id, None)  # a late ack of a resent chunk is fine
         if chunk is None:
             return
+        self._last_ack = time.monotonic()
+        self._pending_bytes -= len(chunk.frame)
         self.acked += 1
         if not chunk.future.done():
             chunk.future.set_result(None)
