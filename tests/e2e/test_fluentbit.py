@@ -205,8 +205,9 @@ def test_fluent_bit_out_forward_wrong_key_delivers_nothing(tmp_path: Path) -> No
                                     "--shared-key-env", KEY_VAR)
         fluent_bit = start_fluent_bit(tmp_path, "fluent-bit", TAIL_TO_FORWARD.format(
             lines=tmp_path / "ike.log", ikefilter_port=port), key="not-" + KEY)
-        # Two refused attempts: Fluent Bit has tried again after the first.
-        wait_for(lambda: len(handshake_failures(ikefilter)) >= 2, 20,
+        # Two refused attempts: Fluent Bit has tried again after the first. (A repeated
+        # warning is logged at most once per 10 s, so the second line comes after that.)
+        wait_for(lambda: len(handshake_failures(ikefilter)) >= 2, 45,
                  "ikefilter to refuse Fluent Bit's handshake twice", proc=ikefilter.proc)
         fluent_bit.stop()
         assert ikefilter.stop() == 0, ikefilter.log()[-3000:]
