@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import signal
 import sys
@@ -64,16 +65,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         first = next(produced, None)
     except ValueError as exc:
         raise exits.Failure(exits.USAGE, str(exc)) from None
-    out = sys.stdout
-    batch: list[str] = [] if first is None else [first]
-    for line in produced:
-        batch.append(line)
-        if len(batch) >= 1000:
-            out.write("\n".join(batch) + "\n")
-            batch.clear()
-    if batch:
-        out.write("\n".join(batch) + "\n")
-    out.flush()
+    generate.write(produced if first is None else itertools.chain((first,), produced),
+                   sys.stdout)
     return 0
 
 

@@ -131,3 +131,16 @@ def encode_lines(encoder: msgspec.json.Encoder, items: list[Any]) -> tuple[bytes
 def unwritten_reason(exc: OSError) -> str:
     """How a refused write is counted: the reader went away, or the output failed."""
     return "stdout_closed" if isinstance(exc, BrokenPipeError) else "not_written"
+
+
+def write_batch(stats, write, flush, data: bytes, count: int) -> None:
+    """Write and flush one batch's output of ``count`` records. When the output refuses it
+    (a full disk, a reader gone), the records the pipeline counted out were written by
+    nobody: they are counted dropped, under the reason, and the error goes on."""
+    try:
+        write(data)
+        flush()
+    except OSError as exc:
+        # the whole batch: what of it reached a reader that went away cannot be known
+        stats.unwritten(count, unwritten_reason(exc))
+        raise

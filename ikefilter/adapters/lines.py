@@ -21,8 +21,8 @@ from .batching import (
     collector_paused,
     encode_lines,
     iter_batches,
-    unwritten_reason,
     whole_batch,
+    write_batch,
 )
 from .sniff import TextSource
 
@@ -61,14 +61,8 @@ def run(pipeline: Pipeline, sources: Iterable[BinaryIO], out: BinaryIO,
         for batch in iter_batches(TextSource(source), max_line=pipeline.max_line):
             with whole_batch(), collector_paused():
                 results = [r for r in pipeline.process_lines(batch) if r is not None]
-                try:
-                    write(encode_lines(encoder, results)[0])
-                    flush()
-                except OSError as exc:
-                    # counted out by the pipeline, written by nobody: the whole batch, as
-                    # what of it reached a reader that went away cannot be known
-                    pipeline.stats.unwritten(len(results), unwritten_reason(exc))
-                    raise
+                write_batch(pipeline.stats, write, flush, encode_lines(encoder, results)[0],
+                            len(results))
                 del results
             if progress is not None:
                 progress.add(len(batch))

@@ -29,8 +29,8 @@ from .batching import (
     collector_paused,
     encode_lines,
     iter_batches,
-    unwritten_reason,
     whole_batch,
+    write_batch,
 )
 from .msgpack_framing import FrameError, array_prefix, walk
 from .sniff import TextSource, refuse_non_map
@@ -185,17 +185,11 @@ def run(pipeline: Pipeline, source: BinaryIO, out: BinaryIO, *,
             with whole_batch(), collector_paused():
                 results = [r for r in process(batch) if r is not None]
                 if results:
-                    try:
-                        if msgpack_out:
-                            # maps back to back: the batch as one array, less its header
-                            write(encode(results)[len(array_prefix(len(results))):])
-                        else:
-                            write(encode_lines(json_encoder, results)[0])
-                        flush()
-                    except OSError as exc:
-                        pipeline.stats.unwritten(len(results), unwritten_reason(exc))
-                        raise
-                    del results
+                    # msgpack: maps back to back, the batch as one array less its header
+                    data = (encode(results)[len(array_prefix(len(results))):] if msgpack_out
+                            else encode_lines(json_encoder, results)[0])
+                    write_batch(pipeline.stats, write, flush, data, len(results))
+                    del results, data
     except StreamError as exc:
         flush()
         raise exits.Failure(exits.INPUT, f"input is not a msgpack stream: {exc}") from None

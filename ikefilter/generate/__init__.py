@@ -18,8 +18,9 @@ measured alone.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
+from typing import TextIO
 
 import msgspec
 
@@ -55,6 +56,7 @@ __all__ = [
     "lines",
     "samples",
     "variant_help",
+    "write",
 ]
 
 
@@ -80,3 +82,16 @@ def lines(catalog: Catalog, count: int, seed: int = 1, shapes: tuple[str, ...] |
         raise ValueError(f"unknown shape {unknown[0]!r}; known: {', '.join(ALL_SHAPES)}")
     t0 = start or datetime(2026, 11, 26, 10, 0, 0, tzinfo=timezone.utc)
     yield from clean_lines(catalog, count, seed, shapes, t0, msgspec.json.Encoder().encode)
+
+
+def write(lines: Iterable[str], out: TextIO) -> None:
+    """Write ``lines`` to ``out``, one a line, a thousand at a time, then flush."""
+    batch: list[str] = []
+    for line in lines:
+        batch.append(line)
+        if len(batch) >= 1000:
+            out.write("\n".join(batch) + "\n")
+            batch.clear()
+    if batch:
+        out.write("\n".join(batch) + "\n")
+    out.flush()

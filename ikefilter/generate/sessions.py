@@ -385,6 +385,7 @@ def command(args) -> int:
     import sys
 
     from ..catalog import load
+    from . import write
 
     try:
         produced, truth = day(load(args.catalog), args.sessions, args.seed)
@@ -394,14 +395,5 @@ def command(args) -> int:
     if args.truth:
         with open(args.truth, "wb") as f:
             f.write(msgspec.json.format(msgspec.json.encode(truth), indent=1) + b"\n")
-    out = sys.stdout
-    batch: list[str] = []
-    for line in produced:
-        batch.append(line)
-        if len(batch) >= 1000:
-            out.write("\n".join(batch) + "\n")
-            batch.clear()
-    if batch:
-        out.write("\n".join(batch) + "\n")
-    out.flush()
+    write(produced, sys.stdout)
     return 0
