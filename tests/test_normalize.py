@@ -546,3 +546,22 @@ def test_event_ingested_is_the_batch_clock_not_the_event_time(monkeypatch):
     assert [d["@timestamp"] for d in docs] == [
         "2026-11-26T10:00:00.000Z", NOW, "2026-11-26T10:00:00.000Z",
         "2026-01-01T00:00:00.000Z"]
+
+
+def test_the_structs_the_builders_fill_by_position_keep_their_order():
+    """The generated builders fill these Structs by position (cheaper than by keyword): a
+    field added in the middle would shift every value after it. New fields go after these."""
+    from ikefilter import ecs
+
+    assert ecs.EventFields.__struct_fields__[:12] == (
+        "kind", "module", "dataset", "code", "action", "category", "type", "outcome",
+        "reason", "severity", "original", "ingested")
+    assert ecs.Observer.__struct_fields__[:6] == (
+        "vendor", "product", "type", "hostname", "ingress", "ip")
+    assert ecs.Clavister.__struct_fields__[:11] == (
+        "categories", "prio", "rev", "event", "action", "iface", "original_severity", "ike",
+        "ipsec", "ip_pool", "limit")
+    assert ecs.Event.__struct_fields__[:16] == (
+        "timestamp", "event", "message", "log", "observer", "source", "destination",
+        "network", "user", "related", "error", "tags", "clavister", "ecs", "labels",
+        "data_stream")
