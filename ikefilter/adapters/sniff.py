@@ -73,7 +73,8 @@ def is_msgpack_stream(head: bytes) -> bool:
             return checked > 0 and is_msgpack_container(head[pos:pos + 2])
         try:
             record = _DECODER.decode(head[pos:end])
-        except (msgspec.DecodeError, UnicodeDecodeError):
+        except (msgspec.DecodeError, UnicodeDecodeError, TypeError):
+            # (TypeError: a map key that is a map or an array, before msgspec 0.19)
             return False
         if not _is_record(record):
             return False

@@ -51,7 +51,7 @@ def load(tracker: Tracker, path: str) -> int:
         snap = msgspec.json.decode(data, type=Snapshot)
         if snap.version != SNAPSHOT_VERSION:
             raise ValueError(f"version {snap.version}, not {SNAPSHOT_VERSION}")
-    except ValueError as exc:  # msgspec's DecodeError and ValidationError among them
+    except (ValueError, msgspec.DecodeError, msgspec.ValidationError) as exc:
         # The type only: the text may quote the file's addresses and identities.
         why = str(exc) if type(exc) is ValueError else type(exc).__name__
         log.warning("tunnel snapshot %s ignored, it cannot be read (%s): tunnels open"
