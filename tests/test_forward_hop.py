@@ -8,6 +8,7 @@ processor the real pipeline: nothing is mocked.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter
 
 import msgspec
@@ -23,7 +24,7 @@ from ikefilter.adapters.forward.protocol import (
     pack_entries,
 )
 from ikefilter.adapters.forward.server import ForwardServer
-from ikefilter.adapters.forward.upstream import UpstreamClient
+from ikefilter.adapters.forward.upstream import REFUSALS, UpstreamClient
 from ikefilter.pipeline import Pipeline
 
 LOOPBACK = "127.0.0.1"
@@ -176,3 +177,54 @@ def test_a_big_frame_goes_through_in_batches_and_its_chunk_is_acked_once_all_are
     assert hop.entries == Counter(lines)
     assert SLICE == 2000 and processor.batches == [2000, 2000, 1000]
     assert processor.stats.in_ == processor.stats.out == 5000
+
+
+class RefusingHop(NextHop):
+    """A hop that closes the connection on a frame larger than ``limit`` bytes, as Fluent
+    Bit's in_forward does past its Buffer_Max_Size; smaller frames it acks."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+        self.refusals = 0
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        splitter = FrameSplitter()
+        try:
+            while data := await reader.read(65536):
+                for raw in splitter.feed(data):
+                    if len(raw) > self.limit:
+                        self.refusals += 1
+                        return
+                    writer.write(encode_ack(decode_frame(raw).chunk))
+                    await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+
+def test_a_frame_the_hop_keeps_refusing_is_counted_and_said_once_and_kept(caplog) -> None:
+    async def main() -> tuple[UpstreamClient, RefusingHop, bool]:
+        hop = RefusingHop(limit=1000)
+        port = await hop.start()
+        client = UpstreamClient(LOOPBACK, port, ack_timeout=5, backoff_initial=0.02,
+                                backoff_max=0.05)
+        await client.start()
+        big, size = pack_entries([0], [{"n": "x" * 3000}])
+        future = client.submit("t", big, size)
+        while hop.refusals < 2 * REFUSALS:  # refused again and again
+            await asyncio.sleep(0.02)
+        kept = not future.done()
+        hop.limit = 1 << 20  # the receiver's buffer made large enough
+        await asyncio.wait_for(future, 20)
+        await client.close()
+        await hop.stop()
+        return client, hop, kept
+
+    with caplog.at_level(logging.ERROR, logger="ikefilter"):
+        client, hop, kept = asyncio.run(main())
+    assert kept and client.acked == 1
+    assert client.refused == 1
+    said = [r for r in caplog.records if "refuses a frame" in r.getMessage()]
+    assert len(said) == 1 and "Buffer_Max_Size" in said[0].getMessage()

@@ -37,6 +37,7 @@ class ForwardStats(msgspec.Struct):
     invalid: int = 0  # entries that were not [time, map]: never reach the processor
     acks: int = 0
     undelivered: int = 0  # passed upstream, never acked by it before shutdown
+    upstream_refused: int = 0  # frames the next hop kept refusing (said once each)
     protocol_errors: int = 0  # connections closed for bad or oversized frames
     handshake_failures: int = 0
     processor_errors: int = 0

@@ -240,6 +240,7 @@ class ForwardServer:
         if self._upstream is not None:
             left = deadline - asyncio.get_running_loop().time()
             unacked = await self._upstream.close(timeout=max(left, 0.0))
+            self.stats.upstream_refused = self._upstream.refused
             if unacked:
                 # A client that waits for acks sends these again (its chunks were not acked
                 # either); one that does not has lost them: said, never silent.

@@ -52,14 +52,20 @@ _READ_SIZE = 65536
 _MAX_CONTROL_FRAME = 64 * 1024
 
 
+# Connections in a row that end without an ack after the oldest chunk went out: the hop
+# refuses that frame (a receive buffer smaller than the frame, say), said once.
+REFUSALS = 3
+
+
 class _Chunk:
-    __slots__ = ("frame", "future", "sent_at", "size")
+    __slots__ = ("frame", "future", "sent_at", "size", "refusals")
 
     def __init__(self, frame: bytes, future: asyncio.Future, size: int) -> None:
         self.frame = frame
         self.future = future
         self.sent_at = 0.0
         self.size = size
+        self.refusals = 0  # connections that ended with no ack after it was written out
 
 
 class UpstreamClient:
@@ -116,6 +122,7 @@ class UpstreamClient:
         self._tls = client_tls_context(tls_ca) if (tls is True or tls_ca) else (tls or None)
         self.resent = 0  # chunks sent again after a failure
         self.acked = 0
+        self.refused = 0  # chunks the hop refused REFUSALS times in a row (each said once)
         self._pending: dict[str, _Chunk] = {}  # insertion order is submission order
         self._pending_bytes = 0
         self._last_ack = 0.0  # when the hop last acked anything (monotonic)
@@ -209,6 +216,7 @@ class UpstreamClient:
                 self._kick.clear()
                 await self._kick.wait()
             acked_before = self.acked
+            next(iter(self._pending.values())).sent_at = 0.0  # not out on this connection yet
             try:
                 tls = {}
                 if self._tls is not None:
@@ -235,6 +243,8 @@ class UpstreamClient:
                         await writer.wait_closed()
             if self.acked > acked_before:
                 delay = self.backoff_initial
+            elif self._pending:
+                self._count_refusal(next(iter(self._pending.values())))
             if self._pending:
                 # jitter keeps many filters from reconnecting in step
                 await asyncio.sleep(delay * (0.5 + random.random() / 2))
@@ -291,6 +301,21 @@ class UpstreamClient:
             acks.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await acks
+
+    def _count_refusal(self, oldest: _Chunk) -> None:
+        """A connection ended with no ack after ``oldest`` went out: once it has happened
+        ``REFUSALS`` times in a row, the hop refuses that frame. It is kept and sent again (it
+        is not acked to its sender either, so nothing is lost), counted and said once."""
+        if not oldest.sent_at:
+            return  # never written out on this connection: no verdict on it
+        oldest.refusals += 1
+        if oldest.refusals == REFUSALS:
+            self.refused += 1
+            log.error(
+                "next hop %s:%s refuses a frame of %d bytes (%d connections in a row ended with"
+                " no ack after it): it is kept and sent again until acked or shutdown; a"
+                " receive buffer below --upstream-max-frame (Fluent Bit's Buffer_Max_Size)"
+                " does this", self.host, self.port, len(oldest.frame), REFUSALS)
 
     def _ack_deadline(self) -> float:
         """When the hop is late: ``ack_timeout`` after the oldest unacked chunk was written
