@@ -48,7 +48,8 @@ def measure(corpus: str, config: str, every: int) -> dict:
     """In the child: the corpus through one pipeline; the figures as a dict."""
     import msgspec
 
-    from ikefilter import app, lines
+    from ikefilter import app
+    from ikefilter.adapters import lines
     from ikefilter.config import loads
 
     pipeline = app.build_pipeline(loads(config), entry_points=False, write_derived=True)

@@ -55,6 +55,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     """Print realistic synthetic lines for every catalog message in every wire shape."""
     if args.sessions is not None:
         return sessions.command(args)
+    if args.truth:
+        raise exits.Failure(exits.USAGE, "--truth goes with --sessions: the day's ground truth")
     shapes = tuple(args.shape) if args.shape else None
     variants = tuple(args.variant or ())
     with exits.reading(catalog.CatalogError):

@@ -26,7 +26,7 @@ import msgspec
 
 from . import ecs, values, wire
 from .builder_table import Builders
-from .record import INVALID_TIME, TIME_KEYS, first_str, record_host, record_pri, record_time
+from .record import lent_time, record_host, record_pri
 
 _LINES = wire.LINES
 _AT = wire.GROUP
@@ -127,20 +127,18 @@ class Lane:
                 pri = time = host = cats = notes = None
             else:
                 continue
-            bad_record = bad_shipper = False
+            bad_record, bad_shipper = None, False
             if records is not None:
                 record = records[i]
+                if time is None:
+                    # (the shipper's time read only where needed: it may be converted)
+                    time, bad_record, bad_shipper = lent_time(
+                        record, None, times[i] if times is not None else None)
                 if record is not None:
-                    if time is None:
-                        time = record_time(record)
-                        bad_record = time is None and first_str(record, TIME_KEYS) is not None
                     if host is None:
                         host = record_host(record)
                     if pri is None:
                         pri = record_pri(record)
-                if time is None and times is not None:
-                    time = times[i]  # (read only where needed: it may be converted)
-                    bad_shipper = time == INVALID_TIME
             if not pairs:
                 out[i] = event = p.build(pri, time, cats, host, texts[i], now, notes)
             else:
@@ -149,8 +147,8 @@ class Lane:
                 if build is None:
                     build = builders(raw_id)
                 out[i] = event = build(p, pri, time, cats, host, texts[i], now, notes)
-            if bad_record or bad_shipper:  # a time given that is not one: tagged, not used
-                ecs.invalid_time(event, record if bad_record else None)
+            if bad_record is not None or bad_shipper:  # a time that is not one: not used
+                ecs.invalid_time(event, bad_record)
         return out
 
 

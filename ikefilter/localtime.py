@@ -12,7 +12,7 @@ Every time written is :func:`utc_text`'s form: ``YYYY-MM-DDThh:mm:ss.mmmZ``.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone, tzinfo
+from datetime import date, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 _MONTHS = {m: i for i, m in enumerate(
@@ -98,10 +98,20 @@ class LocalTime:
             year, clock = int(parts[2]), parts[3]
         else:
             here = now.astimezone(self._tz)
-            year, clock = here.year, parts[2]
-            if (month, day) > (here.month, here.day + 1):
-                year -= 1
+            year, clock = _year_of(month, day, here.date()), parts[2]
         return self.plain(f"{year:04d}-{month:02d}-{day:02d}T{clock}")
+
+
+def _year_of(month: int, day: int, today: date) -> int:
+    """The year of a date sent without one: the latest that puts it at most a day ahead of
+    ``today`` (a clock a little fast; "Jan  1" read on 31 December is next year's)."""
+    for year in (today.year + 1, today.year, today.year - 1):
+        try:
+            if date(year, month, day) <= today + timedelta(days=1):
+                return year
+        except ValueError:  # 29 February of a year without one
+            continue
+    return today.year  # no such day in any of them: the reader refuses it
 
 
 #: zone-less times read as UTC, the default

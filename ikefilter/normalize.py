@@ -12,7 +12,7 @@ from typing import Literal
 
 from . import ecs
 from .builder_table import Builders
-from .catalog import Catalog, Message
+from .catalog import Catalog
 from .record import RECORD_META
 from .shaping import DEFAULT, Shaping
 from .wire import Decoded
@@ -31,7 +31,6 @@ class Normalizer:
         shaping: Shaping = DEFAULT,
     ):
         self.catalog = catalog
-        self.messages: dict[int, Message] = catalog.by_id()
         self.severity_dialect = severity_dialect
         self.keep_original = keep_original
         self.shaping = shaping

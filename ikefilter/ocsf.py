@@ -363,15 +363,15 @@ def _tunnel_interface(clavister: dict) -> dict | None:
 
 def _user(d: dict) -> dict | None:
     user = d.get("user")
-    if not user:
-        return None
+    if not user or ("name" not in user and "id" not in user):
+        return None  # no one to name: what there is stays under ``unmapped``
     # A pseudonym (redaction) is no e-mail address: it stays under ``unmapped``.
     bad = "email" in user and not EMAIL.match(user["email"])
     kept = {"email": user.pop("email")} if bad else {}
     out = {name: user.pop(key) for key, name in USER if key in user}
     user.update(kept)
     _prune(d, "user")
-    return out if ("name" in out or "uid" in out) else None
+    return out
 
 
 def _device(d: dict) -> dict | None:

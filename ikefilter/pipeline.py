@@ -23,7 +23,7 @@ from .catalog import Catalog
 from .catalog import load as load_catalog
 from .fastlane import NOT_OURS, Lane
 from .normalize import Normalizer, SeverityDialect
-from .record import DEFAULT_SOURCE_KEYS, INVALID_TIME
+from .record import DEFAULT_SOURCE_KEYS
 from .records import (
     DEFAULT_MAX_DEPTH,
     DEFAULT_MAX_LINE,
@@ -92,7 +92,6 @@ class Pipeline:
         self.site = site
         self.render = render
         self.source_keys = tuple(source_keys)
-        self.non_clavister = non_clavister
         self.max_line = max_line
         self.max_depth = max_depth
         self.stats = Stats()
@@ -116,23 +115,22 @@ class Pipeline:
             plain: Sequence[int] = range(len(lines))
             limit = self.max_line
             if max(map(len, lines)) > limit or any("{" in text for text in texts):
-                plain, records, originals, index, texts_only = [], [], [], [], []
+                plain, records, originals, index = [], [], [], []
                 for i, text in enumerate(texts):
                     if len(lines[i]) > limit:
                         rest.append(i)  # cut to the limit and tagged, on its own
                     elif text[:1] == "{" or text[:2] == "\ufeff{":
-                        record, only = self.reader.json_record(text)
+                        record = self.reader.json_record(text)
                         if record is None:
                             rest.append(i)  # the per-line path says why it is not one
                         else:
                             index.append(i)
                             records.append(record)
                             originals.append(text)
-                            texts_only.append(only)
                     else:
                         plain.append(i)
                 if index:
-                    done = self._records(records, now, None, originals, texts_only)
+                    done = self._records(records, now, None, originals)
                     for i, item in zip(index, done, strict=True):
                         out[i] = item
             _place(self._lane(self.lane.lines, [texts[i] for i in plain], now), plain, out,
@@ -162,10 +160,9 @@ class Pipeline:
         return self._finish(self._records(records, ecs.now(), times))
 
     def _records(self, records: list, now: str, times: Sequence[str | None] | None = None,
-                 originals: list[str] | None = None,
-                 texts_only: list[bool] | None = None) -> list[Output]:
+                 originals: list[str] | None = None) -> list[Output]:
         """The output of each record; ``originals``: the JSON text of each, where it came
-        as a line; ``texts_only``: whether each holds text values only."""
+        as a line."""
         out: list[Output] = [None] * len(records)
         rest: list[int] = []
         index, lines, lenders = [], [], []
@@ -202,13 +199,9 @@ class Pipeline:
                 if times is not None:
                     when = times[i] or now
                 if isinstance(r, dict):
-                    out[i] = item = self.reader.from_record(
-                        r, when, None if originals is None else originals[i],
-                        texts_only=texts_only is not None and texts_only[i], ingested=now)
-                    if (when is now and times is not None and times[i] == INVALID_TIME
-                            and type(item) is ecs.Event and item.timestamp is now
-                            and ecs.TAG_INVALID_TIME not in item.tags):
-                        ecs.invalid_time(item, None)
+                    out[i] = self.reader.from_record(
+                        r, now, None if originals is None else originals[i],
+                        shipper=None if times is None else times[i])
                 else:
                     out[i] = self.reader.failure(cut(repr(r), self.max_line),
                                            "record is not a mapping", when)

@@ -30,6 +30,24 @@ def record_time(record: dict) -> str | None:
     return utc_iso(value) if value is not None else None
 
 
+def lent_time(record: dict | None, time: str | None, shipper: str | None
+              ) -> tuple[str | None, dict | None, bool]:
+    """The time of a line that has ``time`` (None: none of its own), else its record's, else
+    the shipper's (``INVALID_TIME``: one that is not a time). With it: the record, when its
+    time was passed over as not a time, and whether the shipper's was. The one rule of the
+    batch lane and the per-record path."""
+    if time is not None:
+        return time, None, False
+    bad = None
+    if record is not None:
+        time = record_time(record)
+        if time is not None:
+            return time, None, False
+        if first_str(record, TIME_KEYS) is not None:
+            bad = record
+    return shipper or None, bad, shipper == INVALID_TIME
+
+
 def record_host(record: dict) -> str | None:
     return first_str(record, HOST_KEYS)
 

@@ -14,7 +14,7 @@ import msgspec
 
 from . import ecs
 from .normalize import Normalizer
-from .record import RECORD_META, TIME_KEYS, first_str, record_host, record_pri, record_time
+from .record import RECORD_META, lent_time, record_host, record_pri
 from .wire import NotClavister, Undecodable, decode_line
 
 log = logging.getLogger("ikefilter")
@@ -53,23 +53,18 @@ class Reader:
         self.lone_line_is_bare = not set(self.source_keys) & RECORD_META
         self._faults_logged: set[str] = set()
         self._record_decoder = msgspec.json.Decoder(dict)
-        self._text_record_decoder = msgspec.json.Decoder(dict[str, str])
         self._json_encoder = msgspec.json.Encoder()
 
-    def json_record(self, text: str) -> tuple[dict | None, bool]:
-        """The record a JSON line holds, or None when it is not one (too deep, invalid); and
-        whether its values are all text."""
+    def json_record(self, text: str) -> dict | None:
+        """The record a JSON line holds, or None when it is not one (too deep, invalid)."""
         body = text[1:] if text[:1] == "\ufeff" else text
         if too_deep(body, self.max_depth):
-            return None, False
+            return None
         try:
-            try:
-                return self._text_record_decoder.decode(body), True
-            except msgspec.ValidationError:
-                record = self._record_decoder.decode(body)
+            record = self._record_decoder.decode(body)
         except (msgspec.DecodeError, RecursionError, UnicodeError):
-            return None, False  # (UnicodeError: a lone surrogate in a str line)
-        return (record if type(record) is dict else None), False
+            return None  # (UnicodeError: a lone surrogate in a str line)
+        return record if type(record) is dict else None
 
     def from_line(self, line: bytes | str, now: str) -> Output:
         size = len(line)
@@ -147,13 +142,12 @@ class Reader:
             return DROP_BLANK
         return self.not_clavister({"message": text}, text, why, now)
 
-    def from_record(self, record: dict, now: str, text: str | None,
-                    unwrap: bool = True, texts_only: bool = False,
-                    ingested: str | None = None) -> Output:
-        """The output of one record: its line's, or its split pairs' (``texts_only``: the
-        values are all text), or a record that is not Clavister's; ``text``: the JSON text
-        it came as, if it came as a line; ``ingested``: when it was taken in, where ``now``
-        is the shipper's time of it."""
+    def from_record(self, record: dict, now: str, text: str | None, unwrap: bool = True,
+                    shipper: str | None = None) -> Output:
+        """The output of one record: its line's, or its split pairs', or a record that is
+        not Clavister's; ``now``: when it was taken in; ``text``: the JSON text it came as, if
+        it came as a line; ``shipper``: the shipper's time of it (``INVALID_TIME``: one that
+        is not a time)."""
         line = None
         for key in self.source_keys:
             value = record.get(key)
@@ -164,70 +158,67 @@ class Reader:
                 and (line[:1] == "{" or line[:2] == "\ufeff{")):
             # A JSON line a shipper carried as text (a file of JSON lines tailed without a
             # parser): the record it holds, as ``run`` reads that line.
-            inner, inner_texts = self.json_record(line)
+            inner = self.json_record(line)
             if inner is not None and (
                     "id" in inner
                     or any(isinstance(inner.get(key), str) for key in self.source_keys)):
-                return self.from_record(inner, now, line, False, inner_texts, ingested)
+                return self.from_record(inner, now, line, False, shipper)
+        stamp = shipper or now  # what a failure or a record not ours is stamped with
         if line is not None:
             if len(line) > self.max_line:
                 cut = line[:self.max_line]
-                result = self.from_source(record, cut, now, ingested)
+                result = self.from_source(record, cut, now, shipper)
                 # A record that is not ours goes on unchanged, as it came.
-                return result if type(result) is dict else self.truncated(result, cut, now)
-            return self.from_source(record, line, now, ingested)
+                return result if type(result) is dict else self.truncated(result, cut, stamp)
+            return self.from_source(record, line, now, shipper)
         if "id" in record:
-            return self.split(record, now, text, texts_only, ingested)
+            return self.split(record, now, text, shipper)
         why = "no Clavister line in the record"
         if self.non_clavister != "tag":
-            return self.not_clavister(record, "", why, now)  # passed or dropped as is
+            return self.not_clavister(record, "", why, stamp)  # passed or dropped as is
         original = text if text is not None else self._json_encoder.encode(record).decode()
-        return self.not_clavister(record, original, why, now)
+        return self.not_clavister(record, original, why, stamp)
 
     def split(self, record: dict, now: str, original: str | None,
-              texts_only: bool = False, ingested: str | None = None) -> ecs.Event:
+              shipper: str | None = None) -> ecs.Event:
         """A record whose pairs a shipper already split into fields: values that are not
-        text are read as their JSON text (``texts_only``: there are none); the record's own
-        keys give time, host and PRI."""
+        text are read as their JSON text; the record's own keys give time, host and PRI."""
         p = record
-        if not texts_only:
-            for value in record.values():
-                if type(value) is not str:
-                    encode = self._json_encoder.encode
-                    p = {k: v if isinstance(v, str) else encode(v).decode()
-                         for k, v in record.items() if v is not None}
-                    break
+        for value in record.values():
+            if type(value) is not str:
+                encode = self._json_encoder.encode
+                p = {k: v if isinstance(v, str) else encode(v).decode()
+                     for k, v in record.items() if v is not None}
+                break
         if original is None and self.normalizer.keep_original:
             original = self._json_encoder.encode(record).decode()
         build = self.normalizer.record_builders(p.get("id"))
-        time = record_time(record)
-        event = build(p, record_pri(record), time or (ingested and now), None,
-                      record_host(record), original, ingested or now, None)
-        if time is None and first_str(record, TIME_KEYS) is not None:
-            ecs.invalid_time(event, record)
+        time, bad_record, bad_shipper = lent_time(record, None, shipper)
+        event = build(p, record_pri(record), time, None, record_host(record), original, now,
+                      None)
+        if bad_record is not None or bad_shipper:
+            ecs.invalid_time(event, bad_record)
         return event
 
     def from_source(self, record: dict, line: str, now: str,
-                    ingested: str | None = None) -> Output:
-        """A record's raw line, with the record's time, host and PRI where the line has none."""
+                    shipper: str | None = None) -> Output:
+        """A record's raw line, with the record's time, host and PRI where the line has none
+        (the shipper's time where neither has one)."""
+        stamp = shipper or now
         try:
             decoded = decode_line(line, None, self.normalizer.local_time)
         except NotClavister as exc:
-            return self.not_clavister(record, line, str(exc), now)
+            return self.not_clavister(record, line, str(exc), stamp)
         except Undecodable as exc:
-            return self.failure(line, str(exc), now)
-        bad_time = False
-        if decoded.time is None:
-            decoded.time = record_time(record)
-            bad_time = decoded.time is None and first_str(record, TIME_KEYS) is not None
-            decoded.time = decoded.time or (ingested and now)
+            return self.failure(line, str(exc), stamp)
+        decoded.time, bad_record, bad_shipper = lent_time(record, decoded.time, shipper)
         if decoded.host is None:
             decoded.host = record_host(record)
         if decoded.pri is None:
             decoded.pri = record_pri(record)
-        result = self.normalizer.normalize(decoded, ingested or now)
-        if bad_time and type(result) is ecs.Event:
-            ecs.invalid_time(result, record)
+        result = self.normalizer.normalize(decoded, now)
+        if (bad_record is not None or bad_shipper) and type(result) is ecs.Event:
+            ecs.invalid_time(result, bad_record)
         return result
 
     def failure(self, original: str, why: str, now: str) -> ecs.Event:

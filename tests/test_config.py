@@ -153,7 +153,7 @@ def test_config_reaches_the_pipeline(tmp_path):
                     f'source_keys = ["line"]\nquarantine = "{q.name}"\n'
                     f'[redact]\nip = "mask"\n')
     p = app.build_pipeline(config_path=str(path), entry_points=False)
-    assert p.non_clavister == "drop" and p.source_keys == ("line",)
+    assert p.reader.non_clavister == "drop" and p.source_keys == ("line",)
     assert p.normalizer.severity_dialect == "syslog"
     # relative to the config file; kept so the quarantine can hold the raw line
     assert p.site.runner.quarantine.path == str(q)
@@ -170,20 +170,20 @@ def test_config_reaches_the_pipeline(tmp_path):
 def test_overrides_win_over_the_config():
     p = app.build_pipeline(loads('[ikefilter]\nnon_clavister = "drop"\n'), entry_points=False,
                            non_clavister="tag")
-    assert p.non_clavister == "tag"
+    assert p.reader.non_clavister == "tag"
 
 
 def test_non_clavister_default_follows_redaction(monkeypatch):
     plain = app.build_pipeline(loads(""), entry_points=False)
-    assert plain.non_clavister == "pass"
+    assert plain.reader.non_clavister == "pass"
     redacting = app.build_pipeline(loads('[redact]\nip = "mask"\n'), entry_points=False)
-    assert redacting.non_clavister == "tag"
+    assert redacting.reader.non_clavister == "tag"
     [doc] = redacting.process_lines(["hello 10.9.9.9 from the lab"])
     assert "10.9.9.9" not in msgspec.json.encode(doc).decode()
     explicit = app.build_pipeline(
         loads('[ikefilter]\nnon_clavister = "pass"\n[redact]\nip = "mask"\n'), entry_points=False
     )
-    assert explicit.non_clavister == "pass"
+    assert explicit.reader.non_clavister == "pass"
     for p in (plain, redacting, explicit):
         p.site.runner.close()
 

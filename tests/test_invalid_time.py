@@ -45,3 +45,15 @@ def test_a_line_with_its_own_time_is_not_tagged_for_its_record():
     line = "<134>[2026-11-26 10:00:00] " + LINE
     [event] = p.process_records([{"log": line, "@timestamp": "garbage"}], [""])
     assert event.timestamp == "2026-11-26T10:00:00.000Z" and TAG not in event.tags
+
+
+def test_the_batch_lane_and_the_per_record_path_tag_alike():
+    records = [{"log": "hello world"}, {"log": LINE}, {"log": LINE, "time": "soon"},
+               {"id": "530", "time": "soon"}, {"id": "530"}]
+    shipper = ["", "", "2026-11-26T10:00:00.000Z", "", ""]
+    tags = []
+    for fast in (True, False):
+        p = Pipeline(non_clavister="tag", fast=fast)
+        tags.append([e.tags for e in p.process_records(records, shipper)])
+    assert tags[0] == tags[1]
+    assert [TAG in t for t in tags[0]] == [False, True, True, True, True]

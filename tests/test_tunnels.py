@@ -320,3 +320,20 @@ def test_the_generator_command_writes_the_day_and_its_truth(tmp_path, capsys):
     truth = msgspec.json.decode((tmp_path / "t.json").read_bytes(), type=Truth)
     assert truth.lines == len(lines) > 100 and truth.tunnels
 
+
+
+def test_flapping_state_is_held_only_within_the_window():
+    """Peers that flapped once and moved on (road warriors change address) are forgotten
+    once their window is over: the state stays bounded however many there were."""
+    from ikefilter.plugins.tunnel_flapping import Flaps
+
+    flaps = Flaps(count=2, window=10 * NS, max_peers=100_000)
+    first = ("10.0.0.1", "10.1.0.0", "")
+    for i in range(10_000):
+        t = i * 60 * NS
+        peer = ("10.0.0.1", f"10.1.{i // 256}.{i % 256}", "")
+        assert flaps.down(peer, t) is None
+        assert flaps.down(peer, t + NS) == [t, t + NS]  # the second down: an alert
+        assert flaps.flapping(peer, t + 5 * NS)
+    assert len(flaps.peers) == 1  # each earlier peer left the window
+    assert not flaps.flapping(first, 60 * NS)

@@ -227,6 +227,24 @@ def test_rfc3164_year_is_inferred_from_now():
     assert d.time == "2027-01-01T00:00:01.000Z"
 
 
+
+@pytest.mark.parametrize("line, now, expected", [
+    # the device's clock a little ahead of ours, across a month end and a year end
+    ("Feb  1 00:00:01", datetime(2026, 1, 31, 23, 59, 59), "2026-02-01T00:00:01.000Z"),
+    ("Jan  1 00:00:01", datetime(2026, 12, 31, 23, 59, 59), "2027-01-01T00:00:01.000Z"),
+    ("Mar  1 00:00:01", datetime(2026, 2, 28, 23, 0, 0), "2026-03-01T00:00:01.000Z"),
+    # a day behind, and far behind: this year and last year
+    ("Nov 25 10:00:00", datetime(2026, 11, 26, 10, 0, 0), "2026-11-25T10:00:00.000Z"),
+    ("Dec  3 10:00:00", datetime(2026, 11, 26, 10, 0, 0), "2025-12-03T10:00:00.000Z"),
+    # 29 February: the last year that had one, never a day that does not exist
+    ("Feb 29 12:00:00", datetime(2026, 3, 1, 0, 0, 0), None),
+    ("Feb 29 12:00:00", datetime(2028, 3, 1, 0, 0, 0), "2028-02-29T12:00:00.000Z"),
+])
+def test_rfc3164_year_at_month_and_year_ends(line, now, expected):
+    d = decode_line(f"<134>{line} fw1 EFW: IKE: id=530", now=now.replace(tzinfo=timezone.utc))
+    assert d.time == expected
+
+
 @pytest.mark.parametrize("cats, expected", [
     ("IKE", ["IKE"]),
     ("IKE,IPSEC", ["IKE", "IPSEC"]),

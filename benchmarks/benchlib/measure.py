@@ -232,7 +232,7 @@ def stage_times(corpus: Corpus, pipeline: Pipeline, reps: int, catalog=None) -> 
 
     def build(d, t, now, records=None, times=None):
         if split_records:
-            return [pipeline._split(r, now, text) for r, text in zip(d, t, strict=True)]
+            return [pipeline.reader.split(r, now, text) for r, text in zip(d, t, strict=True)]
         return lane.build(d, t, now, records, times)
 
     def normalize():

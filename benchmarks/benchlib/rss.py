@@ -91,7 +91,7 @@ def child_main(spec: dict) -> None:
     """Run one job and print its figures as one JSON line (runs in the child process)."""
     import msgspec
 
-    from ikefilter import lines
+    from ikefilter.adapters import lines
 
     from . import measure, sites
 

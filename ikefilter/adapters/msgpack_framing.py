@@ -93,7 +93,7 @@ def walk(
         size = fixed[b]
         if size:
             pos += size
-        elif b == 0xD9:  # str8 and str16: the usual log line
+        elif b == 0xD9:  # str8: the usual log line
             if pos + 2 > n:
                 break
             pos += 2 + buf[pos + 1]

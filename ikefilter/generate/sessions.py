@@ -18,12 +18,16 @@ from __future__ import annotations
 
 import heapq
 import random
+import sys
 from collections.abc import Iterator
 from datetime import datetime, timezone
 
 import msgspec
 
-from ..catalog import Catalog, Message
+from .. import exits
+from ..catalog import Catalog, CatalogError, Message
+from ..catalog import load as load_catalog
+from . import write
 
 DAY = 86400
 _LOCAL = ("203.0.113.1", "203.0.113.2")
@@ -382,18 +386,14 @@ def _render(msg: Message, stamp: int, values: dict[str, str], shape: str, encode
 
 def command(args) -> int:
     """``ikefilter generate --sessions PEERS [--truth FILE]``: the day's lines on stdout."""
-    import sys
-
-    from ..catalog import load
-    from . import write
-
+    with exits.reading(CatalogError):
+        cat = load_catalog(args.catalog)
     try:
-        produced, truth = day(load(args.catalog), args.sessions, args.seed)
+        produced, truth = day(cat, args.sessions, args.seed)
     except ValueError as exc:
-        print(f"ikefilter generate: {exc}", file=sys.stderr)
-        return 2
+        raise exits.Failure(exits.USAGE, str(exc)) from None
     if args.truth:
-        with open(args.truth, "wb") as f:
+        with exits.writing(), open(args.truth, "wb") as f:
             f.write(msgspec.json.format(msgspec.json.encode(truth), indent=1) + b"\n")
     write(produced, sys.stdout)
     return 0

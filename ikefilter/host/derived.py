@@ -65,9 +65,14 @@ class Deriver:
         if not made:
             return out
         stats.derived += len(made)
-        kept = [event for event in self.runner(made) if event is not None]
-        if not kept:
+        if not write:  # no room for them in this adapter's output: not staged for nothing
+            stats.dropped += len(made)
+            stats.dropped_by_rule[RULE_NOT_WRITTEN] = (
+                stats.dropped_by_rule.get(RULE_NOT_WRITTEN, 0) + len(made))
             return out
+        kept = [event for event in self.runner(made) if event is not None]
+        stats.out += len(kept)
+        return [*out, *kept] if kept else out
         if write:
             stats.out += len(kept)
             return [*out, *kept]

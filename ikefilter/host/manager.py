@@ -105,6 +105,7 @@ def build_manager(
             f"cannot disable {', '.join(map(repr, unknown))}: no such plugin"
             f" (known: {', '.join(sorted(known)) or 'none'})"
         )
+    # pluggy's check_pending(), with the plugin named once and the hooks listed
     for hook_name, caller in vars(pm.hook).items():
         if getattr(caller, "has_spec", None) is None or caller.has_spec():
             continue
@@ -112,10 +113,6 @@ def build_manager(
             if not getattr(impl, "optionalhook", False):
                 raise PluginError(f"plugin {impl.plugin_name!r}: unknown hook {hook_name!r}"
                                   f" (the hooks are {', '.join(_spec_names())})")
-    try:
-        pm.check_pending()  # what is left for pluggy to refuse
-    except pluggy.PluginValidationError as exc:
-        raise PluginError(f"plugin {pm.get_name(exc.plugin)!r}: {exc}") from None
     for name, plugin in pm.list_name_plugin():
         if plugin is not None:
             _check_plugin(pm, name, plugin)

@@ -209,8 +209,11 @@ class RedactPlugin:
         closed = self._extra_closed
         for ev in events:
             ev.event.original = None
-            # the identities as they came, to be found again in the free text
-            known = _identities(ev) if closed else None
+            # the identities as they came, to be found again in the event's free text: read
+            # before they are replaced, and only for an event that has such text
+            known = _identities(ev) if closed and (
+                ev.event.reason is not None or ev.error is not None
+                or (ev.message is not None and ev.event.action is None)) else None
             if ipf is not None:
                 for ep in (ev.source, ev.destination):
                     if ep is not None and ep.ip is not None:
@@ -321,8 +324,9 @@ def _identities(ev: Event) -> list[str]:
     ike = ev.clavister.ike if ev.clavister is not None else None
     if ike is not None:
         found.update(v for v in (ike.local_id, ike.remote_id) if v)
-    if ev.user is not None and ev.user.name:
-        found.add(ev.user.name)
+    user = ev.user
+    if user is not None:
+        found.update(v for v in (user.name, user.email) if v)
     if ev.related is not None and ev.related.user:
         found.update(u for u in ev.related.user if u)
     extra = ev.clavister.extra if ev.clavister is not None else None

@@ -18,7 +18,6 @@ class Flaps:
     def __init__(self, count: int, window: int, max_peers: int):
         self.count, self.window, self.max_peers = count, window, max_peers
         self.peers: OrderedDict[tuple, Peer] = OrderedDict()
-        self.until: dict[tuple, int] = {}  # peer -> tag its events until (ns)
 
     def down(self, peer: tuple[str, str, str], t: int) -> list[int] | None:
         """Count a down of ``peer`` at ``t``; its downs in the window when an alert is due."""
@@ -44,19 +43,13 @@ class Flaps:
         p.downs = downs[-self.count:]
         if len(p.downs) < self.count:
             return None
-        self.until[peer] = t + window
         if p.alerted is None or t - p.alerted >= window:
             p.alerted = t
             return p.downs
         return None
 
-    def flapping(self, peer: tuple[str, str, str], t: int, now: int) -> bool:
-        """Whether an event of ``peer`` at ``t`` falls in its flapping time."""
-        until = self.until.get(peer)
-        if until is None:
-            return False
-        if until >= t:
-            return True
-        if until < now:
-            del self.until[peer]
-        return False
+    def flapping(self, peer: tuple[str, str, str], t: int) -> bool:
+        """Whether an event of ``peer`` at ``t`` falls in its flapping time: within the
+        window after the down that made it flapping (or a later one)."""
+        p = self.peers.get(peer)
+        return p is not None and len(p.downs) >= self.count and p.downs[-1] + self.window >= t

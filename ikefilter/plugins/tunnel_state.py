@@ -102,7 +102,7 @@ class Tracker:
                 if self.expiry and self.expiry[0][0] <= t:
                     self._expire(t)
             handlers[role](ev, t)
-            if self.flaps.until:
+            if self.flaps.peers:
                 self._tag_flapping(ev, t)
 
     def take(self) -> list[ecs.Event]:
@@ -419,7 +419,7 @@ class Tracker:
     def _tag_flapping(self, ev: ecs.Event, t: int) -> None:
         tunnel = ev.clavister.tunnel
         tun = self.tunnels.get(tunnel.id) if tunnel is not None and tunnel.id else None
-        if self.flaps.flapping(tun.peer() if tun is not None else event_peer(ev), t, self.now):
+        if self.flaps.flapping(tun.peer() if tun is not None else event_peer(ev), t):
             ev.tag(TAG_FLAPPING)
 
     # -- the snapshot -----------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """Fluent Forward protocol v1 adapter: a server in front of a record processor, and an
 at-least-once client to the next forward hop.
 
-Apart from :mod:`.command`, the package depends on nothing else in ikefilter but the msgpack
-walker it shares with the msgpack stream: the server only calls
+Apart from :mod:`.command`, the package depends on nothing else in ikefilter but what the
+adapters share (the msgpack walker, :mod:`..batching`'s collector pause and line encoder): the
+server only calls
 ``processor.process_records(records: list[dict], times) -> list[object | None]`` once per
 batch. Its modules: :mod:`.protocol` (the protocol's API in one import: :mod:`.framing`,
 :mod:`.frames`, :mod:`.lenient`, :mod:`.entries`, :mod:`.handshake`), :mod:`.server`

@@ -16,7 +16,14 @@ import re
 from ... import app, exits
 from ...record import DEFAULT_SOURCE_KEYS
 from .entries import DEFAULT_UPSTREAM_MAX_FRAME
-from .limits import DEFAULT_MAX_EVENTS, DEFAULT_MAX_OBJECTS
+from .framing import DEFAULT_MAX_FRAME
+from .limits import (
+    DEFAULT_DRAIN_TIMEOUT,
+    DEFAULT_FRAME_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_EVENTS,
+    DEFAULT_MAX_OBJECTS,
+)
 
 log = logging.getLogger("ikefilter")
 
@@ -104,7 +111,8 @@ def register(subparsers) -> None:
                    help="record key holding the raw line (repeatable; default: "
                         + ", ".join(DEFAULT_SOURCE_KEYS) + ")")
     p.add_argument("--max-frame", type=size, default=None, metavar="BYTES",
-                   help="close a connection that sends a larger frame (default 16M)")
+                   help="close a connection that sends a larger frame (default "
+                        f"{DEFAULT_MAX_FRAME // 2**20}M)")
     p.add_argument("--max-frame-objects", type=int, default=DEFAULT_MAX_OBJECTS, metavar="N",
                    help="close a connection that sends a frame decoding into more objects "
                         f"(arrays, maps, keys, values; default {DEFAULT_MAX_OBJECTS})")
@@ -114,17 +122,18 @@ def register(subparsers) -> None:
     p.add_argument("--max-connections", type=int, default=None, metavar="N",
                    help="connections served at once; past it the one idle longest is closed "
                         "(default: the descriptor limit less 64)")
-    p.add_argument("--write-timeout", type=float, default=120.0, metavar="S",
+    p.add_argument("--write-timeout", type=float, default=DEFAULT_FRAME_TIMEOUT, metavar="S",
                    help="close a connection that leaves its acks unread this long, in seconds "
-                        "(default 120)")
-    p.add_argument("--idle-timeout", type=float, default=300.0, metavar="S",
-                   help="close a connection silent this long, in seconds (default 300)")
-    p.add_argument("--drain-timeout", type=float, default=30.0, metavar="S",
+                        f"(default {DEFAULT_FRAME_TIMEOUT:g})")
+    p.add_argument("--idle-timeout", type=float, default=DEFAULT_IDLE_TIMEOUT, metavar="S",
+                   help="close a connection silent this long, in seconds (default "
+                        f"{DEFAULT_IDLE_TIMEOUT:g})")
+    p.add_argument("--drain-timeout", type=float, default=DEFAULT_DRAIN_TIMEOUT, metavar="S",
                    help="on SIGTERM, how long in-flight frames may take to be written or acked "
-                        "upstream, in seconds (default 30)")
-    p.add_argument("--frame-timeout", type=float, default=120.0, metavar="S",
+                        f"upstream, in seconds (default {DEFAULT_DRAIN_TIMEOUT:g})")
+    p.add_argument("--frame-timeout", type=float, default=DEFAULT_FRAME_TIMEOUT, metavar="S",
                    help="close a connection whose frame is not complete this long after it "
-                        "began, in seconds (default 120)")
+                        f"began, in seconds (default {DEFAULT_FRAME_TIMEOUT:g})")
     p.add_argument("--workers", type=int, default=1, metavar="N",
                    help="run N server processes on the one port (SO_REUSEPORT); the kernel "
                         "spreads connections over them (default 1)")

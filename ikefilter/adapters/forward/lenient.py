@@ -160,7 +160,3 @@ def decode_message(data: bytes | memoryview) -> Any:
     A string that is not UTF-8 comes back as its bytes: Fluent Bit sends its salt and nonce
     as 16 random bytes in a msgpack ``str``, and the handshake digest is over those bytes."""
     return decode_lenient(data, _RawStringReader)
-
-
-# --------------------------------------------------------------------------------------------
-# Times, entries, acks

@@ -10,6 +10,10 @@ import time
 # map, key and value decoded counts one object; every [time, record] entry one event.
 DEFAULT_MAX_OBJECTS = 2_000_000
 DEFAULT_MAX_EVENTS = 200_000
+# seconds: a frame (or a handshake) once begun, and acks left unread
+DEFAULT_FRAME_TIMEOUT = 120.0
+DEFAULT_IDLE_TIMEOUT = 300.0  # a connection silent this long is closed
+DEFAULT_DRAIN_TIMEOUT = 30.0  # in-flight frames on shutdown
 # Records handed to the pipeline at once, and passed on before the next slice: a few tens of
 # milliseconds of work and about 2 MB of documents (one frame to the next hop); between two
 # slices the loop serves acks and the other connections.

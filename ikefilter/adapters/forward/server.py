@@ -1,49 +1,41 @@
 """Fluent Forward server: decode frames, call the processor once per batch, pass records on.
 
 Records go either to JSON lines (a file, stdout or a writer callable) or to the next forward
-hop (:class:`~ikefilter.adapters.forward.upstream.UpstreamClient`), re-emitted as msgpack with their
-original event time. A ``chunk`` is acked only once its records are written and flushed, or
+hop (:class:`~.upstream.UpstreamClient`), re-emitted as msgpack with their original event
+time. A ``chunk`` is acked only once its records are written and flushed, or
 acked by the next hop: delivery is at least once.
 
 The command line runs it through :mod:`.service`. Parameters of :class:`ForwardServer`:
 
-- ``processor``: an object with ``process_records(records, times) -> list[object | None]``,
-  called once per batch (a frame's records, a slice at a time, or the Message-mode frames of
-  one socket read; each batch is passed on before the next is processed), ``times``
-  being the records' event times as RFC 3339 UTC text (None where not a time). It returns
-  one item per record, aligned: a msgspec-encodable output record (Struct or dict), or None when
-  the record was dropped or quarantined.
+- ``processor``: a :class:`~.contract.Processor`, called once per batch (a frame's records, a
+  slice at a time, or the Message-mode frames of one socket read; each batch is passed on
+  before the next is processed).
 - ``listen``: ``(host, port)`` to bind; loopback unless told otherwise; port 0 picks one.
 - ``output``: where JSON lines go: a file path (appended to), ``"-"`` for stdout, or a callable
   taking the encoded lines (``bytes``; it may return an awaitable) that must have written them
   durably when it returns. Exactly one of ``output`` and ``upstream``.
-- ``upstream``: ``(host, port)`` of the next forward hop, or a ready
-  :class:`~ikefilter.adapters.forward.upstream.UpstreamClient`.
-- ``shared_key``: require the shared-key handshake from clients (``None``: no handshake).
-- ``upstream_shared_key``: shared key the next hop asks for, if any.
+- ``upstream``: ``(host, port)`` of the next forward hop, or a ready ``UpstreamClient``.
+- ``shared_key``, ``upstream_shared_key``: the key clients must prove (``None``: no
+  handshake), and the one the next hop asks for.
 - ``tag_rewrite``: the tag sent upstream: a ``str`` replacing every tag, or a callable
   ``old_tag -> new_tag`` (default: as received).
 - ``max_frame``: largest frame accepted, in bytes; a larger one closes that connection.
-- ``upstream_max_frame``: largest payload of a frame sent to the next hop, in bytes; the
-  documents of one incoming chunk go in as many frames as that takes, and the chunk is acked
-  once every one of them is (Fluent Bit's in_forward refuses a frame over its
-  ``Buffer_Max_Size``, 6,144,000 bytes by default; documents are several times the size of
-  the lines they come from).
+- ``upstream_max_frame``: largest payload of a frame sent to the next hop, in bytes (under
+  Fluent Bit's ``Buffer_Max_Size``); a chunk's documents go in as many frames as that takes,
+  and the chunk is acked once every one of them is.
 - ``max_decompressed``: largest gzip-decompressed entries of one frame, in bytes.
 - ``max_objects``, ``max_events``: a frame's work budget, counted before it is decoded
   (:mod:`.limits`); ``max_connections``: connections served at once (:class:`ConnectionCap`).
-- ``write_timeout``: seconds a client may leave its acks unread before it is closed.
-- ``idle_timeout``: seconds a connection may stay silent before it is closed.
+- ``write_timeout``, ``idle_timeout``: seconds a client may leave its acks unread, or stay
+  silent, before it is closed.
 - ``frame_timeout``: seconds a frame (or the handshake, or the TLS handshake) may take to
   arrive once it has begun; a client trickling bytes is closed when it runs out.
-- ``tls_cert``, ``tls_key``: PEM certificate chain and private key: clients must speak TLS
-  (1.2 or later); plain TCP is refused. ``tls_key`` may be omitted when the certificate
-  file holds the key too.
-- ``upstream_tls``: speak TLS to the next hop, checking its certificate and host name
-  against the system CAs, or ``upstream_ca`` (a PEM file) when given; an
-  :class:`ssl.SSLContext` is used as it is.
-- ``drain_timeout``: seconds allowed on shutdown for in-flight frames to finish.
-- ``reuse_port``: share the port with other processes (SO_REUSEPORT), for several workers.
+- ``tls_cert``, ``tls_key``: PEM certificate chain and private key (``tls_key`` omitted when
+  the certificate file holds it): clients must speak TLS 1.2 or later.
+- ``upstream_tls``: TLS to the next hop, its certificate checked against the system CAs or
+  ``upstream_ca`` (a PEM file); an :class:`ssl.SSLContext` is used as it is.
+- ``drain_timeout``: seconds allowed on shutdown for in-flight frames to finish;
+  ``reuse_port``: share the port with other workers (SO_REUSEPORT).
 """
 
 from __future__ import annotations
@@ -64,7 +56,16 @@ from .admission import ConnectionCap, default_max_connections, shared_key_handsh
 from .contract import ForwardStats, Processor
 from .entries import EventTimes
 from .frames import batches
-from .limits import DEFAULT_MAX_EVENTS, DEFAULT_MAX_OBJECTS, HEAVY_FRAME, SLICE, RateLimit
+from .limits import (
+    DEFAULT_DRAIN_TIMEOUT,
+    DEFAULT_FRAME_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_EVENTS,
+    DEFAULT_MAX_OBJECTS,
+    HEAVY_FRAME,
+    SLICE,
+    RateLimit,
+)
 from .output import FileOutput, NotWritten, write_lines
 from .protocol import (
     DEFAULT_MAX_DECOMPRESSED,
@@ -86,7 +87,6 @@ log = logging.getLogger(__name__)
 log.addFilter(RateLimit())
 
 _READ_SIZE = 65536  # larger reads were slower (cache)
-DEFAULT_FRAME_TIMEOUT = 120.0
 
 
 Writer = Callable[[bytes], Any]
@@ -118,9 +118,9 @@ class ForwardServer:
         max_events: int = DEFAULT_MAX_EVENTS,
         max_connections: int | None = None,
         write_timeout: float | None = DEFAULT_FRAME_TIMEOUT,
-        idle_timeout: float | None = 300.0,
+        idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
         frame_timeout: float | None = DEFAULT_FRAME_TIMEOUT,
-        drain_timeout: float = 30.0,
+        drain_timeout: float = DEFAULT_DRAIN_TIMEOUT,
         tag_rewrite: TagRewrite = None,
         tls_cert: str | os.PathLike | None = None,
         tls_key: str | os.PathLike | None = None,
@@ -312,7 +312,6 @@ class ForwardServer:
             log.exception("closing forward connection from %s: processing failed", peer)
         finally:
             self._connections.discard(task)
-            self._cap.idle.pop(task, None)
             writer.close()
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await writer.wait_closed()
@@ -349,18 +348,21 @@ class ForwardServer:
 
     async def _handle_frames(self, raw_frames: list[bytes], writer: asyncio.StreamWriter,
                              peer: Any = None) -> None:
-        if any(len(raw) > HEAVY_FRAME or b"gzip" in raw for raw in raw_frames):
-            # walked and decoded off the loop, so that other connections go on meanwhile
+        # heavy: large, or gzip (named in the option map at the frame's end)
+        if any(len(raw) > HEAVY_FRAME or b"\xa4gzip" in raw[-128:] for raw in raw_frames):
+            # walked and decoded off the loop, so that other connections go on meanwhile;
+            # (the collector is the process's: a thread does not pause it under the loop)
             async with self._heavy:
                 decoded = await asyncio.to_thread(self._decode, raw_frames)
                 await self._handle_decoded(self._count(decoded, peer), writer)
         else:
-            await self._handle_decoded(self._count(self._decode(raw_frames), peer), writer)
+            with collector_paused():  # the decoded objects hold no cycles
+                decoded = self._decode(raw_frames)
+            await self._handle_decoded(self._count(decoded, peer), writer)
 
     def _decode(self, raw_frames: list[bytes]) -> list[Frame | None]:
-        with collector_paused():  # the decoded objects hold no cycles
-            return [decode_frame(raw, self.max_decompressed, max_objects=self.max_objects,
-                                 max_events=self.max_events) for raw in raw_frames]
+        return [decode_frame(raw, self.max_decompressed, max_objects=self.max_objects,
+                             max_events=self.max_events) for raw in raw_frames]
 
     def _count(self, decoded: list[Frame | None], peer: Any) -> list[Frame]:
         frames: list[Frame] = []
@@ -371,12 +373,8 @@ class ForwardServer:
                 frames.append(frame)
                 if frame.invalid:
                     self.stats.invalid += frame.invalid
-                    log.warning(
-                        "skipped %d entries of tag %r from %s that are not [time, map]",
-                        frame.invalid,
-                        frame.tag,
-                        peer,
-                    )
+                    log.warning("skipped %d entries of tag %r from %s that are not [time, map]",
+                                frame.invalid, frame.tag, peer)
         return frames
 
     async def _handle_decoded(self, frames: list[Frame], writer: asyncio.StreamWriter) -> None:
