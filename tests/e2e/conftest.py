@@ -317,6 +317,20 @@ def count_lines(path: Path) -> int:
     return lines
 
 
+def emit_lines(port: int, lines: list[str], sender_tag: str = "fw") -> None:
+    """Send each line as ``{"log": line}``, tag ``ike``, with fluent-logger (a real Fluentd
+    client), to a forward server on loopback."""
+    from fluent import sender
+
+    client = sender.FluentSender(sender_tag, host="127.0.0.1", port=port,
+                                 nanosecond_precision=True)
+    try:
+        for line in lines:
+            assert client.emit("ike", {"log": line}), client.last_error
+    finally:
+        client.close()
+
+
 def send_tcp(port: int, lines: list[str]) -> None:
     payload = "".join(line + "\n" for line in lines).encode()
     # sendall's timeout bounds the whole send, and a daemon under flow control takes the

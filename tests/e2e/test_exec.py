@@ -23,9 +23,11 @@ import pytest
 from ikefilter.adapters.msgpack_stream import object_ends
 
 from .conftest import (
+    DOC,
     Daemon,
     check_document,
     child_env,
+    emit_lines,
     generated,
     read_json_lines,
     record_throughput,
@@ -239,19 +241,12 @@ def _forward(tmp_path: Path, *args: str, env: dict | None = None) -> tuple[Daemo
 
 
 def test_forward_command_to_json_lines(tmp_path: Path):
-    from fluent import sender
 
     out = tmp_path / "ecs.json"
     lines = generated(28)
     daemon, port = _forward(tmp_path, "--output", str(out), "--source-key", "log")
     try:
-        client = sender.FluentSender("clavister", host="127.0.0.1", port=port,
-                                     nanosecond_precision=True)
-        try:
-            for line in lines:
-                assert client.emit("ike", {"log": line}), client.last_error
-        finally:
-            client.close()
+        emit_lines(port, lines, "clavister")
         wait_for(lambda: len(read_json_lines(out)) >= len(lines), 20, "the documents",
                  proc=daemon.proc)
     finally:
@@ -272,7 +267,6 @@ def test_forward_command_requires_the_shared_key_it_names(tmp_path: Path):
 
 # -- the commands docs/integrations.md gives each pipeline, run as written --------------------
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "integrations.md"
 
 
 def documented(pattern: str) -> str:
