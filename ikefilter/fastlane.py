@@ -16,7 +16,9 @@ one more look; the batch is never rewritten or decoded again for it.
 
 from __future__ import annotations
 
+import bisect
 import functools
+import itertools
 import operator
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
@@ -152,11 +154,32 @@ class Lane:
         return out
 
 
-def _odd(body: str) -> bool:
-    """Whether ``body`` may be what makes the rewrite of a batch refuse it: the others are
-    rewritten together again."""
-    return ("[" in body or "]" in body or "\\" in body or not body.isascii()
-            or body.count('"') & 1 == 1)
+# Characters that may make the rewrite refuse a body, or read it otherwise than the splitter
+# does (with any character that is not ASCII).
+_ODD = "[]\\"
+# Below this many bodies, a batch the rewrite refuses is rewritten line by line.
+_FEW = 8
+
+
+def _odd_lines(joined: str, bodies: list[str]) -> list[int]:
+    """The indexes of the bodies (joined by newlines in ``joined``) that hold a bracket, a
+    backslash or a character that is not ASCII; looked for in C, one step per such body."""
+    odd: set[int] = set()
+    if not joined.isascii():
+        odd.update(itertools.compress(itertools.count(),
+                                      map(operator.not_, map(str.isascii, bodies))))
+    ends: list[int] | None = None
+    for char in _ODD:
+        at = joined.find(char)
+        if at >= 0 and ends is None:
+            # where each body ends in ``joined``: its length, those before it, their newlines
+            ends = list(map(operator.add, itertools.accumulate(map(len, bodies)),
+                            itertools.count()))
+        while at >= 0:
+            k = bisect.bisect_left(ends, at)
+            odd.add(k)
+            at = joined.find(char, ends[k] + 1)
+    return sorted(odd)
 
 
 def _decoding(structs: Callable[[bytes], object] | None) -> Callable[[bytes], object]:
@@ -178,27 +201,37 @@ def _decoding(structs: Callable[[bytes], object] | None) -> Callable[[bytes], ob
 def _pairs(bodies: list[str], decode: Callable[[bytes], object] = wire.decode_pairs
            ) -> list[object]:
     """Each body's pairs, or None where the rewrite cannot split it exactly."""
-    out: list[dict[str, str] | None] = [None] * len(bodies)
+    out: list[object] = [None] * len(bodies)
     joined = "\n".join(bodies)
-    # A batch with a character that may make a body odd is sorted before the rewrite: the
-    # bodies that may be odd are rewritten one by one, the others together.
-    if _odd(joined):
-        odd = [k for k, body in enumerate(bodies) if _odd(body)]
+    odd = _odd_lines(joined, bodies)
+    if odd:
+        # The bodies that may be odd are rewritten one by one, the others together.
         odd_set = set(odd)
-        plain: Sequence[int] = [k for k in range(len(bodies)) if k not in odd_set]
-        data = wire.pairs_json("\n".join([bodies[k] for k in plain])) if plain else None
+        plain = [k for k in range(len(bodies)) if k not in odd_set]
+        _rewrite(bodies, plain, "\n".join([bodies[k] for k in plain]), decode, out)
+        for k in odd:
+            _rewrite(bodies, [k], bodies[k], decode, out)
     else:
-        odd, plain = [], range(len(bodies))
-        data = wire.pairs_json(joined)
-    if data is None:
-        odd, plain = range(len(bodies)), []
-    elif plain:
+        _rewrite(bodies, range(len(bodies)), joined, decode, out)
+    return out
+
+
+def _rewrite(bodies: list[str], index: Sequence[int], joined: str,
+             decode: Callable[[bytes], object], out: list[object]) -> None:
+    """Put the pairs of the bodies at ``index`` (``joined`` by newlines) in ``out``.
+
+    A rewrite that refuses them (an odd quote in one, a quote inside a word) is tried again
+    on each half, so that only the bodies it refuses are left to the per-line splitter."""
+    if not index:
+        return
+    data = wire.pairs_json(joined)
+    if data is not None:
         # Each line decoded on its own: one that is not JSON costs only itself.
-        for k, chunk in zip(plain, data.split(b"\n"), strict=True):
+        for k, chunk in zip(index, data.split(b"\n"), strict=True):
             if chunk != _NO_PAIRS_JSON:
                 out[k] = decode(chunk)
-    for k in odd:
-        data = wire.pairs_json(bodies[k])
-        if data is not None and b"\n" not in data:
-            out[k] = decode(data)
-    return out
+    elif len(index) > 1:
+        halves = (index[:len(index) // 2], index[len(index) // 2:]) if len(index) > _FEW else (
+            [k] for k in index)
+        for half in halves:
+            _rewrite(bodies, half, "\n".join([bodies[k] for k in half]), decode, out)
