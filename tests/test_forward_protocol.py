@@ -23,6 +23,7 @@ from ikefilter.adapters.forward.protocol import (
     event_time_ns,
     pack_entries,
 )
+from ikefilter.adapters.msgpack_framing import walk
 
 enc = msgspec.msgpack.Encoder()
 
@@ -458,6 +459,55 @@ def test_a_gzip_bomb_is_refused_once_it_inflates_past_its_budget() -> None:
         decode_frame(frame, max_objects=1000)
     small = enc.encode(["t", zlib.compress(b"\x90" * 1000, wbits=31), {"compressed": "gzip"}])
     assert decode_frame(small, max_objects=1000).invalid == 1000  # within: decoded
+
+
+def _fluent_bit_frame(records: list[dict], compressed: bool) -> bytes:
+    entries = b"".join(enc.encode([[protocol.event_time(1_764_151_200, i), {}], record])
+                       for i, record in enumerate(records))
+    option = {"size": len(records), "chunk": "c"}
+    if compressed:
+        entries = gzip.compress(entries)
+        option["compressed"] = "gzip"
+    return enc.encode(["t", entries, option])
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_flat_entries_over_the_budget_in_bytes_are_decoded_without_a_walk(
+        monkeypatch, compressed) -> None:
+    from ikefilter.adapters.forward import frames
+
+    records = [{"log": f"line {i} " + "x" * 300} for i in range(200)]
+    records[7] = {"log": "", "host": "é", "k": "v" * 2}
+    frame = _fluent_bit_frame(records, compressed)
+    walked = []
+    monkeypatch.setattr(frames, "walk", lambda *a, **k: walked.append(1) or walk(*a, **k))
+    # 60 KB of entries, over a budget of 30,000 objects in bytes; at most 6 objects an entry
+    # and one a 3 bytes of text: within it
+    decoded = decode_frame(frame, max_objects=30_000)
+    assert not walked
+    assert decoded.records == records
+    assert decoded.times == [protocol.event_time(1_764_151_200, i) for i in range(200)]
+    assert (decoded.mode, decoded.chunk, decoded.invalid) == (
+        "compressed" if compressed else "packed", "c", 0)
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_entries_that_are_not_flat_or_may_make_too_many_objects_are_walked(
+        monkeypatch, compressed) -> None:
+    from ikefilter.adapters.forward import frames
+    from ikefilter.adapters.msgpack_framing import OverBudget
+
+    walked = []
+    monkeypatch.setattr(frames, "walk", lambda *a, **k: walked.append(1) or walk(*a, **k))
+    nested = [{"log": "x" * 300, "kubernetes": {"pod": f"p{i}"}} for i in range(100)]
+    decoded = decode_frame(_fluent_bit_frame(nested, compressed), max_objects=20_000)
+    assert walked and decoded.records == nested
+    walked.clear()
+    # short texts: 4,000 keys and values in 14 KB, which may make more than 3,000 objects
+    many = [{f"{k:02x}"[-2:] + chr(65 + k // 256): "ab" for k in range(2000)}]
+    with pytest.raises(OverBudget, match="more than 3000 objects"):
+        decode_frame(_fluent_bit_frame(many, compressed), max_objects=3000)
+    assert walked
 
 
 def test_the_events_budget_counts_entries() -> None:

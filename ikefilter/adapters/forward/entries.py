@@ -97,29 +97,30 @@ def pack_payloads(times: Sequence[Any], records: Sequence[Any], limit: int
     """:func:`pack_entries`, cut into payloads of at most ``limit`` bytes each (an entry
     larger than that goes alone), in order: a receiver refuses a frame over its buffer.
 
-    Each entry is encoded once, at the end of one buffer, so the cuts fall on entry
-    boundaries without encoding anything twice.
+    The entries are encoded together, in C; only a payload over the limit is cut, on entry
+    boundaries, into as many parts as its size calls for, and those are encoded again.
 
     :return: ``(payload, number of entries)`` of each; none when every record is None.
     """
-    buf = bytearray()
-    encode_into = _encoder.encode_into
+    entries = [(t, r) for t, r in zip(times, records, strict=True) if r is not None]
     out: list[tuple[bytes, int]] = []
-    start = count = 0  # the payload being filled: where it begins in buf, its entries
-    for entry in zip(times, records, strict=True):
-        if entry[1] is None:
-            continue
-        end = len(buf)
-        encode_into(entry, buf, -1)
-        if count and len(buf) - start > limit:
-            with memoryview(buf) as view:
-                out.append((bytes(view[start:end]), count))
-            start, count = end, 0
-        count += 1
-    if count:
-        with memoryview(buf) as view:
-            out.append((bytes(view[start:]), count))
+    _pack(entries, limit, out)
     return out
+
+
+def _pack(entries: list[tuple[Any, Any]], limit: int, out: list[tuple[bytes, int]]) -> None:
+    count = len(entries)
+    if not count:
+        return
+    encoded = _encoder.encode(entries)
+    size = len(encoded) - len(array_prefix(count))
+    if size <= limit or count == 1:
+        out.append((encoded[-size:], count))
+        return
+    parts = min(count, -(-size // limit) + 1)  # one more: the entries differ in size
+    step = -(-count // parts)
+    for start in range(0, count, step):
+        _pack(entries[start:start + step], limit, out)
 
 
 def encode_packed_forward(tag: str, payload: bytes, chunk: str, size: int) -> bytes:

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import msgspec
+from msgspec.msgpack import Ext
 
 from ..msgpack_framing import Budget, FrameError, OverBudget, array_prefix, count_objects, walk
 from .lenient import DECODE_ERRORS, bad_utf8, decode_lenient
@@ -190,18 +191,52 @@ def _decode_packed(
         size = None  # the walk counts them
     compressed = option.get("compressed")
     if compressed == "gzip":
-        payload, counted = _gunzip(payload, max_decompressed, max_objects)
+        flat = None if max_objects is None else _FLAT_BYTES_PER_OBJECT * max_objects
+        payload, counted = _gunzip(payload, max_decompressed, max_objects, flat)
         mode = "compressed"
         size = counted if counted is not None else size
     elif compressed not in (None, "text"):
         raise FrameError(f"unsupported compression {compressed!r}")
-    elif max_objects is not None and len(payload) > max_objects:
+    else:
+        counted = None
+    if max_objects is not None and counted is None and len(payload) > max_objects:
         # fewer bytes than the budget cannot hold more objects than it: only a larger
-        # payload is walked, which also counts its entries
+        # payload is walked (which also counts its entries), unless its entries are flat
+        flat = _decode_flat(payload, size, max_objects)
+        if flat is not None:
+            times, records = flat
+            return Frame(tag, times, records, option.get("chunk"), mode, 0)
         size = _walk_entries(payload, 0, [sys.maxsize], Budget(max_objects))
     entries = _decode_entries(payload, size)
     times, records, invalid = _split_entries(entries)
     return Frame(tag, times, records, option.get("chunk"), mode, invalid)
+
+
+# Entries whose time is a number, an EventTime or Fluent Bit's [EventTime, metadata], and
+# whose record and metadata map text to text, as the usual shipper sends them. Such
+# entries hold no container but their own, and each object they make costs bytes: a new
+# text is two characters at least (CPython shares the empty and one-character ones), so
+# three bytes; each entry makes at most six objects besides its texts.
+_FlatTime = int | float | Ext | tuple[Ext, dict[str, str]] | None
+_flat_decoder = msgspec.msgpack.Decoder(list[tuple[_FlatTime, dict[str, str]]])
+_FLAT_BYTES_PER_OBJECT = 3
+_FLAT_OBJECTS_PER_ENTRY = 6
+
+
+def _decode_flat(payload: bytes | bytearray | memoryview, size: int | None, max_objects: int
+                 ) -> tuple[list, list[dict]] | None:
+    """The times and records of ``size`` flat entries (see above), decoded without a walk
+    when the most objects they could make is within ``max_objects``; None when they may
+    not, or are not flat (the walk then counts them)."""
+    if size is None or (_FLAT_OBJECTS_PER_ENTRY * size + len(payload) // _FLAT_BYTES_PER_OBJECT
+                        > max_objects):
+        return None
+    try:
+        entries = _flat_decoder.decode(array_prefix(size) + payload)
+    except DECODE_ERRORS:
+        return None
+    times = [t[0] if type(t) is tuple else t for t, _ in entries]
+    return times, [record for _, record in entries]
 
 
 def _option(value: Any) -> dict:
@@ -212,17 +247,20 @@ def _option(value: Any) -> dict:
     return value
 
 
-def _gunzip(data: bytes | memoryview, limit: int, max_objects: int | None = None
-            ) -> tuple[bytes | bytearray, int | None]:
+def _gunzip(data: bytes | memoryview, limit: int, max_objects: int | None = None,
+            unwalked: int | None = None) -> tuple[bytes | bytearray, int | None]:
     """Decompress one or more concatenated gzip members, at most ``limit`` bytes out.
 
-    With ``max_objects``, each inflated piece is walked as it comes, so a bomb of tiny
-    objects is refused once it has inflated past its budget, not at ``limit``.
+    With ``max_objects``, each inflated piece past the first ``unwalked`` bytes is walked as
+    it comes (those before it once they are passed), so a bomb of tiny objects is refused
+    once it has inflated past its budget, not at ``limit``.
 
     :return: the entries, and their count when they were walked.
     """
     out = bytearray()
     budget = Budget(max_objects) if max_objects is not None else None
+    if unwalked is None:
+        unwalked = 0
     stack = [sys.maxsize]
     pos = 0
     data = bytes(data)
@@ -239,10 +277,10 @@ def _gunzip(data: bytes | memoryview, limit: int, max_objects: int | None = None
             out += part
             if len(out) > limit:
                 raise FrameError(f"decompressed entries larger than {limit} bytes")
-            if budget is not None:
+            if budget is not None and len(out) > unwalked:
                 pos, _ = walk(out, pos, stack, sys.maxsize, budget)
         data = inflater.unused_data
-    if budget is None:
+    if budget is None or pos == 0 < len(out):
         return out, None
     if pos != len(out) or len(stack) != 1:
         raise FrameError("truncated packed entries")
