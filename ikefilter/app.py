@@ -123,8 +123,9 @@ def build_pipeline(
     return pipeline
 
 
-def report_stats(pipeline: Pipeline, args: argparse.Namespace) -> None:
-    """Close the site stages and report the counts: on stderr, and as JSON in ``--stats``.
+def report_stats(pipeline: Pipeline, args: argparse.Namespace, forward: object = None) -> None:
+    """Close the site stages and report the counts: on stderr, and as JSON in ``--stats``
+    (``forward``: the forward server's counters, a Struct, added there under ``forward``).
 
     Call it once, at exit: it also runs the plugins' ``ikefilter_unconfigure`` and closes the
     quarantine file.
@@ -142,4 +143,6 @@ def report_stats(pipeline: Pipeline, args: argparse.Namespace) -> None:
     path = getattr(args, "stats", None)
     if path:
         with open(path, "wb") as f:
-            f.write(msgspec.json.encode(s) + b"\n")
+            counts = s if forward is None else {**msgspec.to_builtins(s),
+                                                "forward": msgspec.to_builtins(forward)}
+            f.write(msgspec.json.encode(counts) + b"\n")

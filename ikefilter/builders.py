@@ -274,7 +274,7 @@ def problems(event: ecs.Event, extra: dict[str, str] | None,
         event.tag(ecs.TAG_INVALID_VALUE)
         event.add_error("; ".join(f"{name}: {why}" for name, _, why in bad))
     if extra:
-        event.clavister.extra = extra
+        event.clavister.extra = values.extra_names(extra)
 
 
 _GLOBALS = {

@@ -134,7 +134,7 @@ RULES: dict[str, Callable[[str], object]] = {
 }
 
 #: the kind of every parameter the builders map to ECS; any other parameter goes to
-#: ``clavister.extra`` as sent
+#: ``clavister.extra`` as sent, under its :func:`extra_name`
 KINDS: dict[str, str] = {
     "prio": "prio", "rev": "text", "event": "text", "action": "text",
     "localip": "ip", "remoteip": "ip", "localport": "port", "remoteport": "port",
@@ -148,6 +148,40 @@ KINDS: dict[str, str] = {
     "proto": "text", "localts": "text", "remotets": "text", "lifetime": "count",
     "ip": "ip", "name": "text", "count": "count", "max": "count", "userid": "text",
 }
+
+
+def extra_name(name: str) -> str:
+    """The name a parameter is written under in ``clavister.extra``: as sent, with every dot
+    as ``_`` and an empty name as ``_`` (``x.y`` -> ``x_y``, ``a..b`` -> ``a__b``, ``.a`` ->
+    ``_a``). Elasticsearch reads a dot in a field name as a path: ``x`` beside ``x.y`` is a
+    mapping conflict, and an empty segment is refused."""
+    return name.replace(".", "_") or "_"
+
+
+def extra_names(extra: dict[str, str]) -> dict[str, str]:
+    """``extra`` under the names :func:`extra_name` gives; ``extra`` itself when none
+    changes. Where two meet (``x_y=1 x.y=2``), a name sent as it is written keeps it and the
+    rewritten one takes the first free of ``x_y_2``, ``x_y_3``, ...: no value overwrites
+    another."""
+    for name in extra:
+        if not name or "." in name:
+            break
+    else:
+        return extra
+    taken = {name for name in extra if name and "." not in name}
+    out = {}
+    for name, value in extra.items():
+        if name in taken:
+            out[name] = value
+            continue
+        safe = base = extra_name(name)
+        n = 1
+        while safe in taken:
+            n += 1
+            safe = f"{base}_{n}"
+        taken.add(safe)
+        out[safe] = value
+    return out
 
 
 class Cache(dict):

@@ -105,6 +105,9 @@ def check_document(doc: dict) -> None:
         assert syslog["severity"]["code"] == pri & 7
     tags = doc.get("tags")
     assert tags is None or all(isinstance(t, str) for t in tags)
+    # a dot is a path to Elasticsearch: x beside x.y conflicts, an empty segment is refused
+    extra = (doc.get("clavister") or {}).get("extra") or {}
+    assert all(name and "." not in name for name in extra), f"clavister.extra {list(extra)}"
     _ints_fit(doc)
 
 
@@ -556,6 +559,42 @@ def test_a_record_with_keys_json_cannot_hold():
     assert "ikefilter_internal_error" in docs[0]["tags"]
     assert docs[2]["event"]["code"] == "1690"
     check_stats(p)
+
+
+_NAME_PARTS = st.sampled_from(["x", "y", "x_y", "_", ".", "..", "a", "_2", "x_y_2"])
+
+
+@SETTINGS
+@given(names=st.lists(st.lists(_NAME_PARTS, max_size=4).map("".join), max_size=8,
+                      unique=True))
+def test_extra_names_keep_every_value_under_a_safe_name(names):
+    from ikefilter.values import extra_name, extra_names
+
+    extra = {name: f"v{i}" for i, name in enumerate(names)}
+    safe = extra_names(extra)
+    assert list(safe.values()) == list(extra.values())  # each value once, in the order sent
+    assert all(name and "." not in name for name in safe)
+    for sent, written in zip(extra, safe, strict=True):
+        if sent and "." not in sent:
+            assert written == sent  # a name sent as it is written keeps it
+        else:
+            assert written == extra_name(sent) or (
+                written.startswith(extra_name(sent) + "_")
+                and written[len(extra_name(sent)) + 1:].isdigit())
+
+
+def test_dotted_names_from_every_path_are_written_safe():
+    """The batch lane, the per-line splitter (a bare value of several words), a JSON line
+    and split pairs: one rule, so one result."""
+    p = Pipeline(_CATALOG)
+    pairs = "x=1 x.y=2 a..b=3"
+    inputs = [f"EFW: IKE: prio=2 id=99999 rev=1 {pairs}",
+              f"EFW: IKE: prio=2 id=530 rev=1 reason=two words {pairs}",
+              json.dumps({"log": f"EFW: IKE: prio=2 id=530 rev=1 {pairs}"}),
+              json.dumps({"id": "530", "x": "1", "x.y": "2", "a..b": "3"})]
+    docs = check_outputs(p.process_lines(inputs), inputs)
+    for doc in docs:
+        assert doc["clavister"]["extra"] == {"x": "1", "x_y": "2", "a__b": "3"}, doc
 
 
 # -- no line is slow to refuse --------------------------------------------------------------

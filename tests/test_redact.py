@@ -334,3 +334,21 @@ def test_keep_extra_lists_the_parameters_a_site_knows_are_safe():
     data, out = run(config("hmac", "hmac", 'keep_extra = ["ticket"]'), [UNKNOWN_PARAMS])
     assert out[0].clavister.extra["ticket"] == "T-1234"
     assert b"alice" not in data and b"carol.secret" not in data
+
+
+DOTTED = ("<134>[2026-11-26 10:00:00] EFW: IKE: prio=2 id=99999 rev=1"
+          " x.y=T-5678 other.name=carol.secret")
+SPLIT_MEETING = '{"id": "530", "x.y": "erin.dotted", "x_y": "T-9012", "user.name": "dave.split"}'
+
+
+@pytest.mark.parametrize("listed", ["x.y", "x_y"])
+def test_keep_extra_names_a_field_by_the_name_sent_or_the_name_written(listed):
+    """``x.y`` is written as ``clavister.extra.x_y``: listing either keeps that field; a value
+    moved aside to ``x_y_2`` (its name met one sent as ``x_y``) is not listed, so redacted."""
+    data, out = run(config("hmac", "hmac", f'keep_extra = ["{listed}"]'),
+                    [DOTTED, SPLIT_MEETING])
+    assert out[0].clavister.extra["x_y"] == "T-5678"
+    assert out[1].clavister.extra["x_y"] == "T-9012"
+    assert set(out[1].clavister.extra) == {"x_y", "x_y_2", "user_name"}
+    for value in (b"carol.secret", b"erin.dotted", b"dave.split"):
+        assert value not in data

@@ -153,6 +153,25 @@ def test_run_subprocess(final_newline):
     assert docs[10]["event"]["reason"] == NEAR_64K  # CORPUS[12], after two blank lines
 
 
+def test_run_writes_parameter_names_elasticsearch_can_index():
+    """Names with a dot or an empty segment under clavister.extra: every dot becomes ``_``;
+    a rewritten name that meets one sent as written takes a suffix, never its place."""
+    split = {"id": "530", "x": "1", "x.y": "2", "a..b": "3", ".a": "4", "a.": "5",
+             "...": "6", "": "7", "x_y": "8", "ok-name": "9"}
+    lines = [b"<134>[2026-11-26 10:00:00] EFW: IKE: prio=2 id=99999 rev=1 x=1 x.y=2 a..b=3",
+             b"<134>[2026-11-26 10:00:00] EFW: IKE: prio=2 id=530 rev=1 x=1 x.y=2 a..b=3",
+             json.dumps(split).encode()]
+    proc = ikefilter_cmd("run", stdin=b"\n".join(lines) + b"\n")
+    assert proc.returncode == 0, proc.stderr
+    docs = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [d["clavister"]["extra"] for d in docs[:2]] == [
+        {"x": "1", "x_y": "2", "a__b": "3"}] * 2
+    assert docs[2]["clavister"]["extra"] == {
+        "x": "1", "x_y_2": "2", "a__b": "3", "_a": "4", "a_": "5", "___": "6", "_": "7",
+        "x_y": "8", "ok-name": "9"}
+    assert docs[2]["event"]["code"] == "530"
+
+
 def test_run_stdout_is_only_json_and_stderr_only_the_report():
     proc = ikefilter_cmd("run", stdin=corpus_bytes())
     for line in proc.stdout.decode().splitlines():

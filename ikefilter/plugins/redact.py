@@ -37,7 +37,7 @@ from collections.abc import Callable
 from .. import hookimpl
 from ..config import PipelineInfo, SiteConfig
 from ..ecs import Event
-from ..values import valid_ip
+from ..values import extra_name, valid_ip
 from .pseudonym import CryptoPAn, keyed_token, load_key, mac_key, truncate_ip
 
 MASK = "redacted"
@@ -86,7 +86,8 @@ class RedactPlugin:
         self._texts: dict[str, str] = {}
         self._raw_ips: dict[str, str] = {}
         self._selectors: dict[str, str] = {}
-        self._keep_extra = frozenset(r.keep_extra)
+        # a name as sent (x.y) or as written (x_y): the field clavister.extra.x_y
+        self._keep_extra = frozenset(map(extra_name, r.keep_extra))
         self._extra_closed = r.identity != "keep"
         if not self.active:
             return

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import gzip
+import json
 import os
 import secrets
 import shutil
@@ -20,6 +21,7 @@ import ssl
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import msgspec
@@ -182,9 +184,83 @@ def test_tls_with_shared_key_acked_and_plain_tcp_refused(tmp_path: Path, certs: 
             assert version in ("TLSv1.2", "TLSv1.3")
             assert server.stats.connections == 1  # only the TLS client got past TLS
             assert server.stats.acks == 1
+            assert (server.stats.plaintext, server.stats.tls_failures) == (1, 1)  # the silent one
         assert read_lines(out) == [{"log": "OVER TLS"}, {"log": "TWO"}]
 
     run_async(scenario())
+
+
+def _tls_refused(port: int, versions: tuple[ssl.TLSVersion, ssl.TLSVersion],
+                 ciphers: str = "DEFAULT:@SECLEVEL=0") -> tuple[int, BaseException]:
+    """A client offering only ``versions`` (lowest, highest) and ``ciphers``: its local port,
+    and what its handshake raised."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    with warnings.catch_warnings():  # TLS 1.0 is deprecated: that is the point
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context.minimum_version, context.maximum_version = versions
+    context.set_ciphers(ciphers)
+    with socket.create_connection((LOOPBACK, port), timeout=10) as raw:
+        local = raw.getsockname()[1]
+        try:
+            context.wrap_socket(raw, server_hostname="localhost").close()
+        except (ssl.SSLError, ConnectionError) as exc:
+            return local, exc
+    raise AssertionError(f"a client offering {versions} and {ciphers} was let in")
+
+
+def _plaintext_frame(port: int) -> int:
+    """A real Forward frame sent in the clear to the TLS port; the client's local port once
+    the server has closed the connection, unanswered."""
+    with socket.create_connection((LOOPBACK, port), timeout=10) as plain:
+        plain.sendall(packed("ike", [{"log": "in the clear"}], secrets.token_hex(16)))
+        try:
+            assert plain.recv(1024) == b""
+        except ConnectionResetError:  # closed with the frame unread
+            pass
+        return plain.getsockname()[1]
+
+
+def test_plaintext_and_refused_tls_on_the_tls_port_are_logged_and_counted(
+        tmp_path: Path, certs: Certs) -> None:
+    """``forward --tls-cert``: a Forward frame in the clear, a client offering only TLS 1.0,
+    one with no cipher the server's EC key can use: each closed, logged with its address
+    (one line of a kind per 10 s) and counted in --stats; a TLS client is acked meanwhile."""
+    out, log, stats = tmp_path / "out.jsonl", tmp_path / "forward.log", tmp_path / "stats.json"
+    port = free_port()
+    proc = _start_forward(out, port, log, "--tls-cert", str(certs.cert), "--tls-key",
+                          str(certs.key), "--stats", str(stats))
+    try:
+        plain = _plaintext_frame(port)
+        wait_for(lambda: "plaintext connection" in log.read_text(), 10, "the plaintext line")
+        assert (f"plaintext connection on the TLS port from 127.0.0.1:{plain}: closed"
+                in log.read_text())
+        _plaintext_frame(port)  # a second one within 10 s: counted, its line held back
+        old, exc = _tls_refused(port, (ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1))
+        assert not isinstance(exc, ssl.SSLCertVerificationError)
+        wait_for(lambda: "TLS handshake from" in log.read_text(), 10, "the TLS 1.0 line")
+        assert (f"TLS handshake from 127.0.0.1:{old} failed: unsupported protocol (TLS 1.2 or "
+                "later is required)" in log.read_text())
+        # RSA key exchange only, against an EC certificate: no cipher in common
+        _tls_refused(port, (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_2), "AES128-SHA256")
+        client = TlsClient(port, certs.client_context())
+        chunk = secrets.token_hex(16)
+        client.send(packed("ike", [{"log": "over tls"}], chunk))
+        assert client.reply() == {"ack": chunk}
+        client.close()
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0, log.read_text()
+    assert [doc["log"] for doc in read_json_lines(out)] == ["over tls"]
+    text = log.read_text()
+    assert text.count("plaintext connection on the TLS port") == 1
+    assert text.count("TLS handshake from") == 1
+    assert "in the clear" not in text and "Traceback" not in text
+    server = json.loads(stats.read_bytes())["forward"]
+    assert (server["plaintext"], server["tls_failures"]) == (2, 2), server
+    assert (server["connections"], server["acks"]) == (1, 1), server
+    assert "plaintext=2, tls_failures=2" in text  # the line the server writes when it stops
 
 
 def test_tls_client_refuses_an_unknown_certificate(certs: Certs, tmp_path: Path) -> None:

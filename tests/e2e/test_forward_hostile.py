@@ -22,7 +22,7 @@ from ikefilter.adapters.forward.server import ForwardServer
 
 from .conftest import child_env, free_port, read_json_lines, wait_for
 from .test_forward_e2e import UpperProcessor, run_async
-from .test_forward_faults import _start_forward, _stop, packed
+from .test_forward_faults import _start_forward, _stop, certs, packed  # noqa: F401
 
 enc = msgspec.msgpack.Encoder()
 MiB = 1 << 20
@@ -189,11 +189,22 @@ def test_one_unencodable_record_is_written_alone_and_the_chunk_acked(tmp_path: P
     assert [d["log"] for d in docs if "log" in d][-1] == "fine"
 
 
-def test_out_of_descriptors_logs_a_line_not_a_flood(tmp_path: Path) -> None:
+@pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
+def test_out_of_descriptors_logs_a_line_not_a_flood(tmp_path: Path, tls: bool,
+                                                    request: pytest.FixtureRequest) -> None:
     """At a descriptor limit of 64 with the cap set past it, accepting fails: one rate-limited
-    line, no traceback; the cap left at its default stays under the limit."""
+    line, no traceback; the cap left at its default stays under the limit. The TLS port
+    accepts on its own (it looks at a client's first byte): the same."""
     out, log = tmp_path / "out.jsonl", tmp_path / "forward.log"
     port = free_port()
+    options, connect = [], socket.create_connection
+    if tls:
+        certs = request.getfixturevalue("certs")
+        options = ["--tls-cert", str(certs.cert), "--tls-key", str(certs.key)]
+
+        def connect(address, timeout):
+            raw = socket.create_connection(address, timeout=timeout)
+            return certs.client_context().wrap_socket(raw, server_hostname="localhost")
 
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
@@ -201,7 +212,7 @@ def test_out_of_descriptors_logs_a_line_not_a_flood(tmp_path: Path) -> None:
     with open(log, "wb") as log_file:
         proc = subprocess.Popen(
             [sys.executable, "-m", "ikefilter", "forward", "--listen", f"127.0.0.1:{port}",
-             "--output", str(out), "--max-connections", "1000"],
+             "--output", str(out), "--max-connections", "1000", *options],
             stdout=log_file, stderr=subprocess.STDOUT, env=child_env(), preexec_fn=limit)
     socks = []
     try:
@@ -214,7 +225,7 @@ def test_out_of_descriptors_logs_a_line_not_a_flood(tmp_path: Path) -> None:
         socks.clear()
         # descriptors back: a client is served again
         def served() -> bool:
-            with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+            with connect(("127.0.0.1", port), timeout=10) as client:
                 client.sendall(packed("ike", [{"log": "x"}], "e1"))
                 return _ack(client) == {"ack": "e1"}
         wait_for(served, 20, "a client to be served again", interval=0.5)

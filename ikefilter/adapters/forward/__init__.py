@@ -8,7 +8,7 @@ server only calls
 batch. Its modules: :mod:`.protocol` (the protocol's API in one import: :mod:`.framing`,
 :mod:`.frames`, :mod:`.lenient`, :mod:`.entries`, :mod:`.handshake`), :mod:`.server`
 (``ForwardServer``), :mod:`.service` (``serve``, ``run``), :mod:`.upstream`
-(``UpstreamClient``), :mod:`.output` and :mod:`.tls`, :mod:`.command` (the ``forward``
-command). Nothing is imported here, so that registering the command does not load asyncio
-and ssl.
+(``UpstreamClient``), :mod:`.output`, :mod:`.tls` and :mod:`.tls_port` (the TLS listener),
+:mod:`.command` (the ``forward`` command). Nothing is imported here, so that registering
+the command does not load asyncio and ssl.
 """

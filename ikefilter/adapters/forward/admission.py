@@ -76,14 +76,17 @@ class ConnectionCap:
     def uninstall(self, loop: asyncio.AbstractEventLoop) -> None:
         loop.set_exception_handler(self._previous)
 
+    def accept_failed(self, exc: BaseException | None) -> None:
+        """Accepting failed for want of descriptors (or memory): counted, and one line."""
+        self.stats.accept_errors += 1
+        self.log.error("cannot accept connections (%s) with %d open; accepting again in 1s",
+                       getattr(exc, "strerror", None) or exc, len(self.connections))
+
     def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict) -> None:
         # Out of descriptors, asyncio stops accepting for a second and says so with a
         # traceback each time: one line here instead, rate-limited like every warning.
         if str(context.get("message", "")).startswith("socket.accept() out of system"):
-            self.stats.accept_errors += 1
-            exc = context.get("exception")
-            self.log.error("cannot accept connections (%s) with %d open; accepting again in 1s",
-                           getattr(exc, "strerror", None) or exc, len(self.connections))
+            self.accept_failed(context.get("exception"))
         elif self._previous is not None:
             self._previous(loop, context)
         else:

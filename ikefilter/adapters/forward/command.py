@@ -246,6 +246,7 @@ def _serve(args: argparse.Namespace, options: dict) -> int:
 
     overrides = {"source_keys": args.source_key} if args.source_key else {}
     pipeline = app.make_pipeline(args, **overrides)
+    forward_stats = None
     try:
         with exits.writing():  # the --output file, the port to listen on
             forward_stats = asyncio.run(service.serve(pipeline, **options))
@@ -266,7 +267,7 @@ def _serve(args: argparse.Namespace, options: dict) -> int:
                       forward_stats.not_written)
         return 1 if forward_stats.undelivered or forward_stats.not_written else 0
     finally:
-        app.report_stats(pipeline, args)
+        app.report_stats(pipeline, args, forward_stats)
 
 
 def _run_workers(args: argparse.Namespace, options: dict) -> int:

@@ -49,3 +49,5 @@ class ForwardStats(msgspec.Struct):
     refused: int = 0  # connections refused at max_connections with none idle
     evicted: int = 0  # idle connections closed at max_connections for a new one
     accept_errors: int = 0  # times accepting failed for want of descriptors
+    plaintext: int = 0  # connections to the TLS port that did not open with TLS: closed
+    tls_failures: int = 0  # TLS handshakes that failed (version, cipher, timeout): closed

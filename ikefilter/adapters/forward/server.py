@@ -31,7 +31,8 @@ The command line runs it through :mod:`.service`. Parameters of :class:`ForwardS
 - ``frame_timeout``: seconds a frame (or the handshake, or the TLS handshake) may take to
   arrive once it has begun; a client trickling bytes is closed when it runs out.
 - ``tls_cert``, ``tls_key``: PEM certificate chain and private key (``tls_key`` omitted when
-  the certificate file holds it): clients must speak TLS 1.2 or later.
+  the certificate file holds it): clients must speak TLS 1.2 or later; one that does not is
+  logged and counted (:mod:`.tls_port`).
 - ``upstream_tls``: TLS to the next hop, its certificate checked against the system CAs or
   ``upstream_ca`` (a PEM file); an :class:`ssl.SSLContext` is used as it is.
 - ``drain_timeout``: seconds allowed on shutdown for in-flight frames to finish;
@@ -46,7 +47,6 @@ import logging
 import os
 import socket
 import ssl
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -79,6 +79,7 @@ from .protocol import (
     pack_payloads,
 )
 from .tls import server_tls_context
+from .tls_port import TlsPort
 from .upstream import UpstreamClient
 
 __all__ = ["ForwardServer"]
@@ -167,7 +168,7 @@ class ForwardServer:
             self._rewrite_tag = tag_rewrite
         else:
             self._rewrite_tag = lambda _tag, new=str(tag_rewrite): new
-        self._server: asyncio.AbstractServer | None = None
+        self._server: asyncio.AbstractServer | TlsPort | None = None
         self._connections: set[asyncio.Task] = set()
         self._reading: set[asyncio.Task] = set()  # connections waiting for bytes, not busy
         self._cap = ConnectionCap(max_connections or default_max_connections(),
@@ -201,19 +202,18 @@ class ForwardServer:
         if self._upstream is not None:
             await self._upstream.start()
         host, port = self.listen
-        tls: dict[str, Any] = {}
-        if self._tls is not None:
-            tls = {"ssl": self._tls, "ssl_handshake_timeout": self.frame_timeout or 60.0}
-            if sys.version_info >= (3, 11):  # a peer that never answers close_notify
-                tls["ssl_shutdown_timeout"] = 5.0
         self._cap.install(asyncio.get_running_loop())
-        self._server = await asyncio.start_server(
-            self._serve_connection, host, port, limit=_READ_SIZE,
-            reuse_port=self.reuse_port or None, **tls
-        )
-        log.info(
-            "forward server listening on %s:%s%s", *self.address, " (TLS)" if tls else ""
-        )
+        if self._tls is None:
+            self._server = await asyncio.start_server(
+                self._serve_connection, host, port, limit=_READ_SIZE,
+                reuse_port=self.reuse_port or None)
+        else:  # a client that is refused TLS is logged and counted there
+            self._server = await TlsPort(
+                self._tls, self._serve_connection, handshake_timeout=self.frame_timeout or 60.0,
+                read_limit=_READ_SIZE, stats=self.stats, cap=self._cap, log=log,
+            ).start(host, port, self.reuse_port)
+        log.info("forward server listening on %s:%s%s", *self.address,
+                 " (TLS)" if self._tls else "")
         return self.address
 
     async def stop(self) -> None:
