@@ -24,9 +24,9 @@ _MISS = object()
 def utc_text(dt: datetime) -> str:
     """``dt`` (aware, or naive UTC) as RFC 3339 UTC to the millisecond."""
     if dt.tzinfo is not None:
-        dt = dt.astimezone(timezone.utc)
-    return (f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:"
-            f"{dt.second:02d}.{dt.microsecond // 1000:03d}Z")
+        dt = dt.astimezone(timezone.utc).replace(tzinfo=None)
+    # (isoformat cuts the microseconds to milliseconds, never rounds, and pads the year)
+    return dt.isoformat(timespec="milliseconds") + "Z"
 
 
 def zone_of(name: str) -> tzinfo:
