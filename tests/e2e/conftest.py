@@ -20,6 +20,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from .certificates import Certs, make_certs
+
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "docs" / "examples"
 
@@ -476,3 +478,11 @@ def child_env() -> dict[str, str]:
     if _from_checkout():
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     return env
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
+    """A CA and a server certificate for localhost / 127.0.0.1, made once per session."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is not installed")
+    return make_certs(tmp_path_factory.mktemp("tls"))

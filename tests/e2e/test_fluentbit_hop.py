@@ -49,7 +49,6 @@ from .test_fluentbit import (
     stop_all,
     write_lines,
 )
-from .test_forward_faults import certs  # noqa: F401 - the session's CA and server certificate
 
 LARGE = os.environ.get("IKEFILTER_E2E_LARGE", "") not in ("", "0")
 LARGE_COUNT = 500_000

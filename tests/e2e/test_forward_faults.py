@@ -14,7 +14,6 @@ import gzip
 import json
 import os
 import secrets
-import shutil
 import signal
 import socket
 import ssl
@@ -39,6 +38,7 @@ from ikefilter.adapters.forward.protocol import (
 from ikefilter.adapters.forward.server import ForwardServer
 from ikefilter.adapters.forward.upstream import UpstreamClient
 
+from .certificates import Certs, openssl
 from .conftest import child_env, free_port, read_json_lines, wait_for
 from .test_forward_e2e import (
     LOOPBACK,
@@ -57,61 +57,6 @@ def packed(tag: str, records: list[dict], chunk: str, seconds: int = 1_700_000_0
     """A PackedForward frame built with the protocol module, as the upstream client sends."""
     payload, count = pack_entries([event_time(seconds, i) for i in range(len(records))], records)
     return encode_packed_forward(tag, payload, chunk, count)
-
-
-# --------------------------------------------------------------------------------------------
-# certificates: a CA and a server certificate for localhost / 127.0.0.1, made per session
-
-
-class Certs:
-    def __init__(self, directory: Path) -> None:
-        self.dir = directory
-        self.ca = directory / "ca.pem"
-        self.cert = directory / "server.pem"
-        self.key = directory / "server.key"
-        self.other_ca = directory / "other-ca.pem"
-
-    def client_context(self, ca: Path | None = None) -> ssl.SSLContext:
-        context = ssl.create_default_context(cafile=str(ca or self.ca))
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        return context
-
-
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
-
-
-def _make_ca(directory: Path, name: str) -> None:
-    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-             "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.pem", "-days", "2",
-             "-subj", f"/CN=ikefilter test {name}",
-             "-addext", "basicConstraints=critical,CA:TRUE",
-             "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=directory)
-
-
-@pytest.fixture(scope="session")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
-    if shutil.which("openssl") is None:
-        pytest.skip("the openssl command is not installed")
-    directory = tmp_path_factory.mktemp("tls")
-    _make_ca(directory, "ca")
-    _make_ca(directory, "other-ca")
-    (directory / "server.ext").write_text(
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\n"
-        "basicConstraints=critical,CA:FALSE\n"
-        "keyUsage=critical,digitalSignature\n"
-        "extendedKeyUsage=serverAuth\n"
-        "subjectKeyIdentifier=hash\n"
-        "authorityKeyIdentifier=keyid\n"
-    )
-    _openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-             "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost",
-             cwd=directory)
-    _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-             "-CAcreateserial", "-days", "2", "-extfile", "server.ext", "-out", "server.pem",
-             cwd=directory)
-    os.chmod(directory / "server.key", 0o600)
-    return Certs(directory)
 
 
 class TlsClient:
@@ -349,7 +294,7 @@ def test_forward_command_with_tls(tmp_path: Path, certs: Certs) -> None:
     assert [doc["log"] for doc in read_json_lines(out)] == ["tls-cli-1"]
     # a certificate that cannot be loaded, a key with a passphrase (never prompted for): one
     # line naming the file, no traceback
-    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
              "-keyout", "locked.key", "-out", "locked.pem", "-days", "1", "-subj", "/CN=x",
              "-passout", "pass:s3cret-passphrase", cwd=tmp_path)
     for args, named in [

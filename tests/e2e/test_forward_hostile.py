@@ -22,7 +22,7 @@ from ikefilter.adapters.forward.server import ForwardServer
 
 from .conftest import child_env, free_port, read_json_lines, wait_for
 from .test_forward_e2e import UpperProcessor, run_async
-from .test_forward_faults import _start_forward, _stop, certs, packed  # noqa: F401
+from .test_forward_faults import _start_forward, _stop, packed
 
 enc = msgspec.msgpack.Encoder()
 MiB = 1 << 20
