@@ -17,6 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import msgspec
 
+from .ports import free_port, wait_port
+
 
 def _run_workers(parts: list[str], env: dict) -> float:
     t0 = time.perf_counter()
@@ -63,25 +65,6 @@ def run_scaling(data: bytes, events: int, workdir: str, env: dict, reps: int, wo
     return result
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_port(port: int, proc: subprocess.Popen, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"ikefilter forward exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("ikefilter forward did not start listening")
-
-
 _ACK_LEN = len(msgspec.msgpack.encode({"ack": "0" * 16}))
 
 
@@ -112,14 +95,14 @@ def _chunked(frames: list[bytes]) -> list[bytes]:
 
 def _forward_once(frames: list[bytes], events: int, env: dict, workers: int | None,
                   connections: int, timeout: float) -> float:
-    port = _free_port()
+    port = free_port()
     cmd = [sys.executable, "-m", "ikefilter", "forward", "--listen", f"127.0.0.1:{port}",
            "--output", os.devnull]
     if workers is not None:
         cmd += ["--workers", str(workers)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
-        _wait_port(port, proc)
+        wait_port(port, proc)
         shares = [frames[i::connections] for i in range(connections)]
         t0 = time.perf_counter()
         with ThreadPoolExecutor(max_workers=connections) as pool:
