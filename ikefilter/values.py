@@ -221,7 +221,18 @@ def read(kind: str, raw: str) -> object:
     return cache.read(raw) if value is None else value
 
 
+_not_ips: set[str] = set()  # texts read as no IP (a host name, most often): asked again
+
+
 def valid_ip(text: str) -> str | None:
     """The canonical text of an IP address, or None when ``text`` is not one."""
+    if text in _not_ips:
+        return None
     value = read("ip", text)
-    return value if type(value) is str else None
+    if type(value) is str:
+        return value
+    if len(text) <= Cache.KEY_MAX:
+        if len(_not_ips) >= Cache.MAX:
+            _not_ips.clear()
+        _not_ips.add(text)
+    return None

@@ -203,3 +203,16 @@ def test_grammar_lines_are_taken_and_read_by_their_rules(batch):
             got = _value_of(event, name)
             if got is not _NOWHERE:
                 assert got == (values.RULES[kind](raw) if raw else None), (name, raw)
+
+
+def test_texts_that_are_no_ip_are_remembered_within_a_bound(monkeypatch) -> None:
+    from ikefilter import values
+
+    monkeypatch.setattr(values.Cache, "MAX", 100)
+    monkeypatch.setattr(values, "_not_ips", set())
+    for n in range(250):
+        assert values.valid_ip(f"fw-{n}") is None
+        assert len(values._not_ips) <= 100
+    assert values.valid_ip("fw-249") is None  # asked again: still no IP
+    assert values.valid_ip("10.0.0.1") == "10.0.0.1"
+    assert values.valid_ip("x" * 200) is None and "x" * 200 not in values._not_ips
