@@ -32,7 +32,7 @@ from .batching import (
     whole_batch,
     write_batch,
 )
-from .msgpack_framing import FrameError, array_prefix, walk
+from .msgpack_framing import FrameError, array_prefix, iter_ends
 from .sniff import TextSource, refuse_non_map
 
 log = logging.getLogger("ikefilter")
@@ -59,19 +59,13 @@ def object_ends(buf: bytes, max_object: int = MAX_OBJECT) -> list[int]:
     deeper than 64, or on an object larger than ``max_object``: a stream cannot be framed
     past any of them.
     """
-    n = len(buf)
     ends: list[int] = []
-    pos = 0
     try:
-        while pos < n:
-            end, done = walk(buf, pos, [], pos + max_object)
-            if not done or end > n:
-                break
-            ends.append(end)
-            pos = end
+        for end in iter_ends(buf, max_object=max_object, partial=True):
+            ends.append(end)  # kept when a later object is at fault
     except FrameError as exc:
-        raise StreamError(f"{exc} (object at offset {pos})", ends) from None
-    if n - pos > max_object:
+        raise StreamError(f"{exc} (object at offset {ends[-1] if ends else 0})", ends) from None
+    if len(buf) - (ends[-1] if ends else 0) > max_object:
         raise StreamError(f"msgpack object larger than {max_object} bytes", ends)
     return ends
 
