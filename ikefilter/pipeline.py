@@ -209,6 +209,18 @@ class Pipeline:
                 out[i] = self.reader.fault(r if originals is None else originals[i], exc, when)
         return out
 
+    def count_unencodable(self, items: list[Output]) -> None:
+        """``items``, outputs of a batch, were written as failure events tagged
+        ``ikefilter_unencodable`` (JSON cannot carry them): counted as what was written, a
+        tagged event, no longer as a record passed through or an untagged event."""
+        stats = self.stats
+        for item in items:
+            if type(item) is not ecs.Event:
+                stats.passthrough -= 1
+                stats.tagged += 1
+            elif not (item.tags and _failure_tagged(item.tags)):
+                stats.tagged += 1
+
     # -- the batch lane ---------------------------------------------------------------------
 
     def _texts(self, lines: list[bytes] | list[str]) -> list[str] | None:
