@@ -61,7 +61,9 @@ def cmd_mmexternal(args: argparse.Namespace) -> int:
     _silence_stderr(getattr(args, "log_file", None))
     try:
         pipeline = app.make_pipeline(args)
-    except (Exception, SystemExit):
+    except (Exception, SystemExit) as exc:
+        if isinstance(exc, exits.Failure) and exc.status == exits.OUTPUT:
+            raise  # a --stats file it could not write: refused as every command refuses it
         # A broken site config: answer {} for everything rather than stall rsyslog.
         log.exception("cannot build the pipeline; passing every message unchanged")
         pipeline = None
