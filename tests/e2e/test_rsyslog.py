@@ -326,11 +326,28 @@ def test_child_answers_each_line_at_once_in_order():
 
 def test_child_never_writes_stderr_even_when_it_cannot_start(tmp_path: Path):
     log_file = tmp_path / "ikefilter.log"
-    child = Child("--log-file", str(log_file), "--stats", str(tmp_path / "no-such-dir" / "s"))
+    stats = tmp_path / "no-such-dir" / "s"
+    child = Child("--log-file", str(log_file), "--stats", str(stats))
+    try:
+        status, rest = child.close()
+        assert (status, rest) == (4, b"")  # refused before the first message, said in the log
+        assert log_file.read_text() == (f"ikefilter mmexternal: --stats {stats}: no such "
+                                        "directory\n")
+    finally:
+        if child.proc.poll() is None:
+            child.proc.kill()
+            child.proc.wait(10)
+
+
+def test_child_never_writes_stderr_even_when_it_cannot_write_its_stats(tmp_path: Path):
+    log_file = tmp_path / "ikefilter.log"
+    (tmp_path / "gone").mkdir()
+    child = Child("--log-file", str(log_file), "--stats", str(tmp_path / "gone" / "s"))
     try:
         child.send(_fulljson(generated(1)[0]) + b"garbage\n")
         replies = child.read_lines(2)
         assert msgspec.json.decode(replies[0])["$!"]["event"]["code"]
+        (tmp_path / "gone").rmdir()  # the directory goes away while the child runs
         status, rest = child.close()
         assert rest == b""
         assert status == 0
