@@ -2,7 +2,8 @@
 
 Every command that processes events calls :func:`add_pipeline_options` on its parser and
 :func:`make_pipeline` with the parsed arguments, so they all accept the same options
-(``--config``, ``--plugin``, ``--disable-plugin``, ``--stats``, ``--schema``), and
+(``--config``, ``--plugin``, ``--disable-plugin``, ``--stats``, ``--schema``) and refuse a
+``--stats`` file they could not write before they start (:func:`check_stats`), and
 :func:`report_stats` once at exit.
 """
 
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+from pathlib import Path
 
 import msgspec
 
@@ -50,6 +53,30 @@ def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
                         "config's [output] schema, else ecs; docs/ocsf.md)")
 
 
+def check_stats(args: argparse.Namespace) -> None:
+    """Refuse a ``--stats FILE`` that could not be written at exit: its directory missing or
+    not writable, or the file a directory or not writable. Said before any work is done, so
+    a long run never ends in a mistake in its last step.
+
+    :raises exits.Failure: :data:`~ikefilter.exits.OUTPUT`, naming the option and the file.
+    """
+    path = getattr(args, "stats", None)
+    if not path:
+        return
+    target = Path(path)
+    parent = target.resolve().parent
+    if not parent.is_dir():
+        raise exits.Failure(exits.OUTPUT, f"--stats {path}: no such directory")
+    if target.is_dir():
+        raise exits.Failure(exits.OUTPUT, f"--stats {path}: is a directory")
+    effective = os.access in os.supports_effective_ids
+    if target.exists():
+        if not os.access(target, os.W_OK, effective_ids=effective):
+            raise exits.Failure(exits.OUTPUT, f"--stats {path}: not writable")
+    elif not os.access(parent, os.W_OK | os.X_OK, effective_ids=effective):
+        raise exits.Failure(exits.OUTPUT, f"--stats {path}: directory {parent} not writable")
+
+
 def make_pipeline(args: argparse.Namespace, **overrides) -> Pipeline:
     """The pipeline for one process, built once before the first batch.
 
@@ -58,7 +85,9 @@ def make_pipeline(args: argparse.Namespace, **overrides) -> Pipeline:
     adapter's own defaults).
 
     :raises StartupError: for a config or plugin problem, naming the file, key or plugin.
+    :raises exits.Failure: a ``--stats`` file that could not be written (:func:`check_stats`).
     """
+    check_stats(args)
     try:
         path = getattr(args, "catalog", None)
         if path:

@@ -32,6 +32,7 @@ from .records import (
     Output,
     Reader,
     cut,
+    json_line,
 )
 from .shaping import DEFAULT, Shaping
 from .stats import Stats
@@ -119,7 +120,7 @@ class Pipeline:
                 for i, text in enumerate(texts):
                     if len(lines[i]) > limit:
                         rest.append(i)  # cut to the limit and tagged, on its own
-                    elif text[:1] == "{" or text[:2] == "\ufeff{":
+                    elif json_line(text):
                         record = self.reader.json_record(text)
                         if record is None:
                             rest.append(i)  # the per-line path says why it is not one
@@ -142,6 +143,15 @@ class Pipeline:
             except Exception as exc:  # one line never stops the batch
                 out[i] = self.reader.fault(line, exc, now)
         return self._finish(out)
+
+    def line_record(self, line: bytes | str) -> dict | None:
+        """The record :meth:`process_lines` reads ``line`` as: a JSON object line within
+        ``max_line`` and ``max_depth``. None for a line it reads as text, or as a failure
+        (too long, too deep, not a JSON object)."""
+        if len(line) > self.max_line:
+            return None
+        text = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
+        return self.reader.json_record(text) if json_line(text) else None
 
     def process_records(
         self, records: list[dict], times: Sequence[str | None] | None = None
@@ -208,6 +218,18 @@ class Pipeline:
             except Exception as exc:
                 out[i] = self.reader.fault(r if originals is None else originals[i], exc, when)
         return out
+
+    def count_unencodable(self, items: list[Output]) -> None:
+        """``items``, outputs of a batch, were written as failure events tagged
+        ``ikefilter_unencodable`` (JSON cannot carry them): counted as what was written, a
+        tagged event, no longer as a record passed through or an untagged event."""
+        stats = self.stats
+        for item in items:
+            if type(item) is not ecs.Event:
+                stats.passthrough -= 1
+                stats.tagged += 1
+            elif not (item.tags and _failure_tagged(item.tags)):
+                stats.tagged += 1
 
     # -- the batch lane ---------------------------------------------------------------------
 

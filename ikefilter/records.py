@@ -33,6 +33,11 @@ DROPS = ((DROP, "non_clavister"), (DROP_BLANK, "blank_line"))
 BLANKS = " \t\r\n\v\f"  # what makes a line blank: ASCII white space only
 
 
+def json_line(text: str) -> bool:
+    """The line is read as a JSON record, not as text: it starts with ``{`` (after a BOM)."""
+    return text[:1] == "{" or text[:2] == "\ufeff{"
+
+
 class Reader:
     """Reads one input at a time, with what that needs built once.
 
@@ -154,8 +159,7 @@ class Reader:
             if isinstance(value, str):
                 line = value
                 break
-        if (unwrap and line is not None and len(line) <= self.max_line
-                and (line[:1] == "{" or line[:2] == "\ufeff{")):
+        if unwrap and line is not None and len(line) <= self.max_line and json_line(line):
             # A JSON line a shipper carried as text (a file of JSON lines tailed without a
             # parser): the record it holds, as ``run`` reads that line.
             inner = self.json_record(line)

@@ -121,3 +121,34 @@ def test_every_adapter_writes_what_run_writes(name, reference):
             doc.pop("@timestamp")
             expected = {k: v for k, v in expected.items() if k != "@timestamp"}
         assert doc == expected, (name, content)
+
+
+# JSON lines at the edges of what is read as a record: each goes through mmexternal's own
+# path for one message, and must come out as ``run`` writes it.
+EDGE_LINES = [
+    b"\xef\xbb\xbf" + json.dumps({"log": CONTENTS[4]}).encode(),  # a BOM before the record
+    json.dumps({"log": CONTENTS[4], "note": "x"}).encode()[:-2] + b"\xff\"}",  # not UTF-8
+    json.dumps({"log": CONTENTS[4], "deep": [[[[[[1]]]]]]}).encode(),  # deeper than allowed
+    json.dumps({"log": CONTENTS[4], "pad": "x" * 400}).encode(),  # longer than allowed
+    json.dumps({"log": CONTENTS[4], "n": 1}).encode()[:-1],  # not JSON
+    json.dumps(json.loads(CONTENTS[2])).encode(),  # split pairs: no line under a source key
+    b"[" + json.dumps({"log": CONTENTS[4]}).encode() + b"]",  # not an object
+]
+
+
+@pytest.mark.parametrize("line", EDGE_LINES, ids=range(len(EDGE_LINES)))
+def test_mmexternal_reads_a_json_line_as_run_reads_it(line):
+    def limited():
+        return app.build_pipeline(entry_points=False, max_line=300, max_depth=4)
+
+    expected = limited().process_lines([line])[0]
+    reply = json.loads(mmexternal.Answers(limited()).one(line))
+    if type(expected) is dict:  # a record passed on unchanged: mmexternal leaves it alone
+        assert reply == {}
+        return
+    got, want = reply["$!"], json.loads(msgspec.json.encode(expected))
+    if want["event"].get("ingested") in (None, want["@timestamp"]):
+        # stamped by the clock (a failure, a line with no time): a moment apart in each
+        got.pop("@timestamp")
+        want.pop("@timestamp")
+    assert comparable(got) == comparable(want)

@@ -6,9 +6,11 @@ Each mistake is made through the real command (``python -m ikefilter``), as a pe
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
@@ -63,8 +65,15 @@ MISTAKES = {
     "run, a directory": (["run", "mapped"], None, exits.INPUT,
                          ["ikefilter run: mapped: is a directory"]),
     "run, a missing --stats directory": (["run", "--stats", "nope/s.json", "good.txt"], None,
-                                         exits.OUTPUT, ["--stats nope/s.json",
+                                         exits.OUTPUT, ["ikefilter run: --stats nope/s.json: "
                                                         "no such directory"]),
+    "run, a --stats that is a directory": (["run", "--stats", "mapped", "good.txt"], None,
+                                           exits.OUTPUT, ["ikefilter run: --stats mapped: is a "
+                                                          "directory"]),
+    "forward, a missing --stats directory": (["forward", "--listen", "127.0.0.1:0", "--output",
+                                              "out.jsonl", "--stats", "nope/s.json"], None,
+                                             exits.OUTPUT, ["ikefilter forward: --stats "
+                                                            "nope/s.json: no such directory"]),
     "run, a missing catalog": (["run", "--catalog", "nope.json", "good.txt"], None,
                                exits.INPUT, ["nope.json", "No such file or directory"]),
     "run, a text file as catalog": (["run", "--catalog", "notes.txt", "good.txt"], None,
@@ -166,6 +175,79 @@ def test_mmexternal_never_writes_a_usage_mistake_into_rsyslogs_pipe(site, tmp_pa
     assert (proc.returncode, proc.stdout, proc.stderr) == (exits.USAGE, b"", b"")
     assert log.read_text() == ("ikefilter mmexternal: unrecognized arguments: --colour "
                                "(see 'ikefilter mmexternal --help')\n")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_forward_workers_refuse_a_missing_stats_directory_once(site):
+    proc = ikefilter("forward", "--listen", f"127.0.0.1:{free_port()}", "--workers", "2",
+                     "--output", "out.jsonl", "--stats", "nope/s.json", cwd=site)
+    assert one_line(proc.stderr) == "ikefilter forward: --stats nope/s.json: no such directory"
+    assert proc.returncode == exits.OUTPUT
+
+
+def test_mmexternal_refuses_a_missing_stats_directory_before_the_first_message(site, tmp_path):
+    """Said in its log file (stderr is rsyslog's reply pipe), and no message answered."""
+    log = tmp_path / "mm.log"
+    proc = ikefilter("mmexternal", "--log-file", str(log), "--stats", "nope/s.json", cwd=site,
+                     stdin=b'{"msg": "x"}\n')
+    assert (proc.returncode, proc.stdout, proc.stderr) == (exits.OUTPUT, b"", b"")
+    assert log.read_text() == "ikefilter mmexternal: --stats nope/s.json: no such directory\n"
+    proc = ikefilter("mmexternal", "--stats", "nope/s.json", cwd=site, stdin=b'{"msg": "x"}\n')
+    assert (proc.returncode, proc.stdout, proc.stderr) == (exits.OUTPUT, b"", b"")
+
+
+# (argv before --stats, stdin): every command that takes --stats
+STATS_COMMANDS = {
+    "run": (["run", "good.txt"], b""),
+    "forward": (["forward", "--listen", "127.0.0.1:0", "--output", "out.jsonl"], b""),
+    "mmexternal": (["mmexternal"], b'{"msg": "x"}\n'),
+}
+
+
+@pytest.fixture
+def locked(tmp_path) -> Iterator[Path]:
+    """A directory no file can be made in: read-only, or for root (who writes in any
+    directory) immutable."""
+    d = tmp_path / "locked"
+    d.mkdir()
+    if os.geteuid() != 0:
+        d.chmod(0o500)
+        yield d
+        d.chmod(0o700)
+        return
+    if shutil.which("chattr") is None or subprocess.run(
+            ["chattr", "+i", str(d)], capture_output=True).returncode != 0:
+        pytest.skip("root writes in any directory, and chattr cannot lock one here")
+    try:
+        yield d
+    finally:
+        subprocess.run(["chattr", "-i", str(d)], check=True)
+
+
+@pytest.mark.parametrize("command", list(STATS_COMMANDS))
+def test_a_stats_file_in_a_directory_not_writable_is_refused_at_start(site, tmp_path, locked,
+                                                                        command):
+    argv, stdin = STATS_COMMANDS[command]
+    log = tmp_path / "mm.log"
+    extra = ["--log-file", str(log)] if command == "mmexternal" else []
+    proc = ikefilter(*argv, *extra, "--stats", str(locked / "s.json"), cwd=site, stdin=stdin)
+    said = log.read_text() if command == "mmexternal" else one_line(proc.stderr) + "\n"
+    assert said == (f"ikefilter {command}: --stats {locked / 's.json'}: directory {locked} "
+                    "not writable\n")
+    assert (proc.returncode, proc.stdout) == (exits.OUTPUT, b"")
+
+
+def test_the_syslog_ng_parser_refuses_to_start_with_a_missing_stats_directory(tmp_path, caplog):
+    from ikefilter.adapters import syslogng
+
+    parser = syslogng.Parser()
+    assert parser.init({"stats": str(tmp_path / "nope" / "s.json")}) is False
+    assert f"--stats {tmp_path / 'nope' / 's.json'}: no such directory" in caplog.text
 
 
 def test_every_status_is_in_the_readme():

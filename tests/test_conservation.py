@@ -296,6 +296,50 @@ def test_run_msgpack(corpora, configs, config, corpus, output_format, tmp_path):
         assert stats["tagged"] == count_tagged(docs)
 
 
+def test_run_msgpack_counts_a_record_json_cannot_carry_as_what_it_writes(tmp_path):
+    """A record JSON cannot carry is written as a tagged failure event, and counted as one."""
+    line = "<134>[2026-11-26 10:00:00] EFW: IKE: prio=2 id=530 rev=1 localip=203.0.113.1"
+    records = [
+        {"log": line},
+        {"log": "not ours", "blob": msgspec.msgpack.Ext(5, b"\x00\x01")},  # an ext value
+        {"log": "not ours either", None: "nil key"},  # a key JSON has no name for
+        {"log": "passed on", "n": 1},
+    ]
+    data = b"".join(msgspec.msgpack.encode(r) for r in records)
+    stats_file = tmp_path / "stats.json"
+    proc = ikefilter_cmd("run", "--input-format", "msgpack", "--stats", str(stats_file),
+                         stdin=data)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    docs = [json.loads(doc) for doc in proc.stdout.splitlines()]
+    assert [d.get("tags") for d in docs] == [
+        ["clavister", "ike"], ["clavister", "ikefilter_unencodable"],
+        ["clavister", "ikefilter_unencodable"], None]
+    assert "record cannot be written as JSON" in docs[1]["error"]["message"]
+    assert "\x00\x01" not in proc.stdout.decode() and "nil key" not in proc.stdout.decode()
+    stats = check_stats(stats_file, proc.stderr, 4, 4)
+    # as ``run`` counts its lines: tagged what is written tagged, passed what is passed on
+    assert (stats["tagged"], stats["passthrough"]) == (2, 1) == (
+        count_tagged(docs), sum(1 for d in docs if "event" not in d))
+
+
+def test_an_unencodable_event_is_counted_tagged_once():
+    """An event written as an unencodable failure is tagged once in the counts, however it was
+    counted before (the pass-through records are the test above)."""
+    from ikefilter.pipeline import Pipeline
+
+    p = Pipeline()
+    plain, failed = p.process_lines([
+        b"<134>[2026-11-26 10:00:00] EFW: IKE: prio=2 id=530 rev=1 localip=203.0.113.1",
+        b"<134>[2026-11-26 10:00:00] EFW: IKE: prio=2 id=99999 rev=1"])
+    assert not any(t.startswith("ikefilter_") for t in plain.tags)
+    assert any(t.startswith("ikefilter_") for t in failed.tags)
+    counted = (p.stats.tagged, p.stats.passthrough)
+    p.count_unencodable([failed])
+    assert (p.stats.tagged, p.stats.passthrough) == counted
+    p.count_unencodable([plain])
+    assert (p.stats.tagged, p.stats.passthrough) == (counted[0] + 1, counted[1])
+
+
 # -- ikefilter mmexternal -------------------------------------------------------------------
 
 

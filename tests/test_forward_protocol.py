@@ -331,6 +331,41 @@ def test_count_objects() -> None:
         count_objects(entries_bytes(FIXEXT8_TIME, records_n(2))[:-1])
 
 
+def test_count_objects_spends_its_budget_on_every_object() -> None:
+    from ikefilter.adapters.msgpack_framing import Budget, OverBudget
+
+    entries = entries_bytes(FIXEXT8_TIME, records_n(3))
+    # each entry: the [time, record] array, its time, its map and the map's 2 keys and values
+    assert count_objects(entries, Budget(3 * 7)) == 3
+    with pytest.raises(OverBudget, match="more than 20 objects"):
+        count_objects(entries, Budget(3 * 7 - 1))
+
+
+def test_iter_ends_gives_each_objects_end_and_refuses_a_truncation() -> None:
+    from ikefilter.adapters.msgpack_framing import iter_ends
+
+    objects = [enc.encode(o) for o in ({"a": 1}, [1, 2, "x" * 300], None, Ext(3, b"abc"))]
+    data = b"".join(objects)
+    ends = [sum(map(len, objects[:i + 1])) for i in range(len(objects))]
+    assert list(iter_ends(data)) == ends
+    assert list(iter_ends(memoryview(data))) == ends
+    assert list(iter_ends(b"")) == []
+    cut = data[:-2]  # the ext's payload two bytes short
+    assert list(iter_ends(cut, partial=True)) == ends[:-1]
+    seen = []
+    with pytest.raises(FrameError, match="truncated"):
+        for end in iter_ends(cut):
+            seen.append(end)
+    assert seen == ends[:-1]  # the whole objects before it were given first
+    with pytest.raises(FrameError, match="invalid msgpack byte 0xc1"):
+        list(iter_ends(data + b"\xc1", partial=True))
+    # a str whose header says more than max_object: refused before its bytes arrive
+    big = b"\xdb" + (1 << 20).to_bytes(4, "big") + b"x" * 10
+    assert list(iter_ends(big, partial=True)) == []
+    with pytest.raises(FrameError, match="larger than"):
+        list(iter_ends(big, max_object=1000, partial=True))
+
+
 # --------------------------------------------------------------------------------------------
 # re-emission and handshake
 
@@ -471,16 +506,24 @@ def _fluent_bit_frame(records: list[dict], compressed: bool) -> bytes:
     return enc.encode(["t", entries, option])
 
 
+def spy_on_the_walk(monkeypatch) -> list:
+    """A list that grows by one at every walk: gzip's (in frames) and the count's."""
+    from ikefilter.adapters import msgpack_framing
+    from ikefilter.adapters.forward import frames
+
+    walked: list = []
+    for module in (frames, msgpack_framing):
+        monkeypatch.setattr(module, "walk", lambda *a, **k: walked.append(1) or walk(*a, **k))
+    return walked
+
+
 @pytest.mark.parametrize("compressed", [False, True])
 def test_flat_entries_over_the_budget_in_bytes_are_decoded_without_a_walk(
         monkeypatch, compressed) -> None:
-    from ikefilter.adapters.forward import frames
-
     records = [{"log": f"line {i} " + "x" * 300} for i in range(200)]
     records[7] = {"log": "", "host": "é", "k": "v" * 2}
     frame = _fluent_bit_frame(records, compressed)
-    walked = []
-    monkeypatch.setattr(frames, "walk", lambda *a, **k: walked.append(1) or walk(*a, **k))
+    walked = spy_on_the_walk(monkeypatch)
     # 60 KB of entries, over a budget of 30,000 objects in bytes; at most 6 objects an entry
     # and one a 3 bytes of text: within it
     decoded = decode_frame(frame, max_objects=30_000)
@@ -494,11 +537,9 @@ def test_flat_entries_over_the_budget_in_bytes_are_decoded_without_a_walk(
 @pytest.mark.parametrize("compressed", [False, True])
 def test_entries_that_are_not_flat_or_may_make_too_many_objects_are_walked(
         monkeypatch, compressed) -> None:
-    from ikefilter.adapters.forward import frames
     from ikefilter.adapters.msgpack_framing import OverBudget
 
-    walked = []
-    monkeypatch.setattr(frames, "walk", lambda *a, **k: walked.append(1) or walk(*a, **k))
+    walked = spy_on_the_walk(monkeypatch)
     nested = [{"log": "x" * 300, "kubernetes": {"pod": f"p{i}"}} for i in range(100)]
     decoded = decode_frame(_fluent_bit_frame(nested, compressed), max_objects=20_000)
     assert walked and decoded.records == nested

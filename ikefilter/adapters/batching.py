@@ -1,18 +1,22 @@
 """What every adapter that reads a stream shares: lines read in batches with the
-``max_line`` guard, a batch processed and written whole before SIGTERM is taken, and no
-cycle collection while a batch is in flight.
+``max_line`` guard, a batch processed and written whole before SIGTERM is taken, no cycle
+collection while a batch is in flight, and the loop of ``run`` and the msgpack stream
+(:func:`filter_batches`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
-from collections.abc import Iterator
-from typing import Any, BinaryIO
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import msgspec
 
 from .. import ecs
+
+if TYPE_CHECKING:
+    from ..pipeline import Pipeline
 
 CHUNK = 65536
 
@@ -104,25 +108,25 @@ def collector_paused() -> Iterator[None]:
         gc.enable()
 
 
-def encode_lines(encoder: msgspec.json.Encoder, items: list[Any]) -> tuple[bytes, int]:
-    """``items`` as JSON lines, and how many of them could not be encoded.
+def encode_lines(encoder: msgspec.json.Encoder, items: list[Any]) -> tuple[bytes, list[Any]]:
+    """``items`` as JSON lines, and the items that could not be encoded.
 
     A record JSON cannot carry (a msgpack ext value, a map key that is nil or a boolean)
     never takes its batch with it: it alone is written as a failure event tagged
     ``ikefilter_unencodable``, saying why but holding none of its values.
     """
     try:
-        return encoder.encode_lines(items), 0
+        return encoder.encode_lines(items), []
     except (TypeError, ValueError, OverflowError):
         pass
     kept = list(items)
-    bad = 0
+    bad = []
     now = ecs.now()
     for i, item in enumerate(kept):
         try:
             encoder.encode(item)
         except (TypeError, ValueError, OverflowError) as exc:
-            bad += 1
+            bad.append(item)
             kept[i] = ecs.failure(f"record cannot be written as JSON: {exc}",
                                   ["clavister", ecs.TAG_UNENCODABLE], now)
     return encoder.encode_lines(kept), bad
@@ -144,3 +148,32 @@ def write_batch(stats, write, flush, data: bytes, count: int) -> None:
         # the whole batch: what of it reached a reader that went away cannot be known
         stats.unwritten(count, unwritten_reason(exc))
         raise
+
+
+def filter_batches(pipeline: Pipeline, process: Callable[[list], list], batches: Iterable[list],
+                   out: BinaryIO, encode: Callable[[list], bytes] | None = None,
+                   progress: Callable[[int], None] | None = None) -> None:
+    """Process each batch with ``process`` (a :class:`~ikefilter.pipeline.Pipeline` entry
+    point) and write what it keeps to ``out``, flushed, each batch whole before SIGTERM is
+    taken: the loop of ``ikefilter run``, lines or msgpack.
+
+    :param encode: the written outputs of a batch as bytes; by default JSON lines, where a
+        record JSON cannot carry is written as a tagged failure event and counted as one.
+    :param progress: called with the size of each batch once it is written.
+    """
+    json_encoder = msgspec.json.Encoder()
+    write, flush = out.write, out.flush
+    for batch in batches:
+        with whole_batch(), collector_paused():
+            results = [r for r in process(batch) if r is not None]
+            if results:
+                if encode is not None:
+                    data = encode(results)
+                else:
+                    data, unencodable = encode_lines(json_encoder, results)
+                    if unencodable:
+                        pipeline.count_unencodable(unencodable)
+                write_batch(pipeline.stats, write, flush, data, len(results))
+                del results, data
+        if progress is not None:
+            progress(len(batch))

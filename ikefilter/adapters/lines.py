@@ -14,16 +14,8 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
-import msgspec
-
 from ..pipeline import Pipeline
-from .batching import (
-    collector_paused,
-    encode_lines,
-    iter_batches,
-    whole_batch,
-    write_batch,
-)
+from .batching import filter_batches, iter_batches
 from .sniff import TextSource
 
 
@@ -55,17 +47,10 @@ class Progress:
 def run(pipeline: Pipeline, sources: Iterable[BinaryIO], out: BinaryIO,
         progress: Progress | None = None) -> None:
     """Filter every source in turn to ``out`` as JSON lines."""
-    encoder = msgspec.json.Encoder()
-    write, flush = out.write, out.flush
-    for source in sources:
-        for batch in iter_batches(TextSource(source), max_line=pipeline.max_line):
-            with whole_batch(), collector_paused():
-                results = [r for r in pipeline.process_lines(batch) if r is not None]
-                write_batch(pipeline.stats, write, flush, encode_lines(encoder, results)[0],
-                            len(results))
-                del results
-            if progress is not None:
-                progress.add(len(batch))
+    batches = (batch for source in sources
+               for batch in iter_batches(TextSource(source), max_line=pipeline.max_line))
+    filter_batches(pipeline, pipeline.process_lines, batches, out,
+                   progress=None if progress is None else progress.add)
     if progress is not None:
         progress.done()
 

@@ -61,7 +61,9 @@ def cmd_mmexternal(args: argparse.Namespace) -> int:
     _silence_stderr(getattr(args, "log_file", None))
     try:
         pipeline = app.make_pipeline(args)
-    except (Exception, SystemExit):
+    except (Exception, SystemExit) as exc:
+        if isinstance(exc, exits.Failure) and exc.status == exits.OUTPUT:
+            raise  # a --stats file it could not write: refused as every command refuses it
         # A broken site config: answer {} for everything rather than stall rsyslog.
         log.exception("cannot build the pipeline; passing every message unchanged")
         pipeline = None
@@ -128,27 +130,20 @@ class Answers:
             return
         self.process_lines = pipeline.process_lines
         self.process_records = pipeline.process_records
-        self.decode = msgspec.json.Decoder(dict).decode
+        self.line_record = pipeline.line_record
         self.encode = msgspec.json.Encoder().encode
         self.source_keys = tuple(pipeline.source_keys)
-        self.max_line = pipeline.max_line
-        self.max_depth = pipeline.max_depth
 
     def record(self, line: bytes) -> dict | None:
-        """The JSON record of ``line`` when the pipeline reads it as a record exactly as it
-        reads the line: a record that holds its line under a source key, within the limits.
-        None for anything else (not JSON, not UTF-8, too long, too deep, no line in it):
-        that goes to the pipeline as the line it is."""
-        if line[:1] != b"{" or len(line) > self.max_line \
-                or line.count(b"{") + line.count(b"[") > self.max_depth:
-            return None
-        try:
-            record = self.decode(line)
-        except msgspec.DecodeError:
-            return None
-        for key in self.source_keys:
-            if type(record.get(key)) is str:
-                return record
+        """The JSON record the pipeline reads ``line`` as (:meth:`Pipeline.line_record`), when
+        it holds its line under a source key. None for anything else (not a JSON record, or
+        split pairs): that goes to the pipeline as the line it is, so the document keeps the
+        line as sent."""
+        record = self.line_record(line)
+        if record is not None:
+            for key in self.source_keys:
+                if type(record.get(key)) is str:
+                    return record
         return None
 
     def one(self, line: bytes) -> bytes:

@@ -9,6 +9,7 @@ payloads by their length header, so a large packed frame costs a handful of step
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 
 MAX_DEPTH = 64
 
@@ -146,14 +147,40 @@ def walk(
     return pos, False
 
 
-def count_objects(buf: bytes | memoryview) -> int:
-    """Count the consecutive msgpack objects filling ``buf``; raises :class:`FrameError`."""
+def iter_ends(buf: bytes | bytearray | memoryview, *, max_object: int = sys.maxsize,
+              partial: bool = False) -> Iterator[int]:
+    """The end offset of each msgpack object in ``buf``, one after another from its start.
+
+    :param max_object: the most bytes one object may take: a str, bin or ext header that
+        says more raises :class:`FrameError` as soon as it is read.
+    :param partial: ``buf`` is what has arrived of a stream: the iteration stops before an
+        object it does not hold whole (its bytes are the start of the next read). Otherwise
+        such an object raises :class:`FrameError`.
+    :raises FrameError: a byte that cannot start an object, nesting deeper than
+        :data:`MAX_DEPTH`, an object over ``max_object``, or (not ``partial``) a truncation.
+    """
+    n = len(buf)
+    pos = 0
+    while pos < n:
+        end, done = walk(buf, pos, [], pos + max_object)
+        if not done or end > n:
+            if partial:
+                return
+            raise FrameError("truncated msgpack data")
+        yield end
+        pos = end
+
+
+def count_objects(buf: bytes | bytearray | memoryview, budget: Budget | None = None) -> int:
+    """Count the consecutive msgpack objects filling ``buf``, each spending one of
+    ``budget`` (and each item inside it, as :func:`walk` counts); raises :class:`FrameError`
+    (:class:`OverBudget` when the budget runs out)."""
     n = len(buf)
     if n == 0:
         return 0
     total = n + 1  # more objects than bytes cannot be: the count never runs out
     stack = [total]
-    pos, _ = walk(buf, 0, stack, sys.maxsize)
+    pos, _ = walk(buf, 0, stack, sys.maxsize, budget)
     if pos != n or len(stack) != 1:
         raise FrameError("truncated msgpack data")
     return total - stack[0]

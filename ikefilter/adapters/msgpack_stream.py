@@ -17,22 +17,15 @@ the stream cannot be framed again.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
 import msgspec
 
 from .. import exits
 from ..pipeline import Pipeline
-from .batching import (
-    CHUNK,
-    collector_paused,
-    encode_lines,
-    iter_batches,
-    whole_batch,
-    write_batch,
-)
-from .msgpack_framing import FrameError, array_prefix, walk
+from .batching import CHUNK, filter_batches, iter_batches
+from .msgpack_framing import FrameError, array_prefix, iter_ends
 from .sniff import TextSource, refuse_non_map
 
 log = logging.getLogger("ikefilter")
@@ -59,19 +52,13 @@ def object_ends(buf: bytes, max_object: int = MAX_OBJECT) -> list[int]:
     deeper than 64, or on an object larger than ``max_object``: a stream cannot be framed
     past any of them.
     """
-    n = len(buf)
     ends: list[int] = []
-    pos = 0
     try:
-        while pos < n:
-            end, done = walk(buf, pos, [], pos + max_object)
-            if not done or end > n:
-                break
-            ends.append(end)
-            pos = end
+        for end in iter_ends(buf, max_object=max_object, partial=True):
+            ends.append(end)  # kept when a later object is at fault
     except FrameError as exc:
-        raise StreamError(f"{exc} (object at offset {pos})", ends) from None
-    if n - pos > max_object:
+        raise StreamError(f"{exc} (object at offset {ends[-1] if ends else 0})", ends) from None
+    if len(buf) - (ends[-1] if ends else 0) > max_object:
         raise StreamError(f"msgpack object larger than {max_object} bytes", ends)
     return ends
 
@@ -168,28 +155,34 @@ def run(pipeline: Pipeline, source: BinaryIO, out: BinaryIO, *,
     :param output_format: ``"msgpack"`` (one map per written event) or anything else for
         JSON lines.
     """
-    msgpack_out = output_format == "msgpack"
-    encode = msgspec.msgpack.Encoder().encode if msgpack_out else None
-    json_encoder = msgspec.json.Encoder()
-    write, flush = out.write, out.flush
     if input_format == "msgpack":
-        batches = iter_records(source)
+        batches = _first_a_map(iter_records(source))
         process = pipeline.process_records
     else:
         batches = iter_batches(TextSource(source), max_line=pipeline.max_line)
         process = pipeline.process_lines
+    encode = _maps(msgspec.msgpack.Encoder()) if output_format == "msgpack" else None
     try:
-        for n, batch in enumerate(batches):
-            if n == 0 and input_format == "msgpack" and batch:
-                refuse_non_map(batch[0])
-            with whole_batch(), collector_paused():
-                results = [r for r in process(batch) if r is not None]
-                if results:
-                    # msgpack: maps back to back, the batch as one array less its header
-                    data = (encode(results)[len(array_prefix(len(results))):] if msgpack_out
-                            else encode_lines(json_encoder, results)[0])
-                    write_batch(pipeline.stats, write, flush, data, len(results))
-                    del results, data
+        filter_batches(pipeline, process, batches, out, encode)
     except StreamError as exc:
-        flush()
+        out.flush()
         raise exits.Failure(exits.INPUT, f"input is not a msgpack stream: {exc}") from None
+
+
+def _first_a_map(batches: Iterator[list]) -> Iterator[list]:
+    """The batches, once the first has been seen to begin with a map (:func:`refuse_non_map`)."""
+    for batch in batches:
+        if batch:
+            refuse_non_map(batch[0])
+        yield batch
+        break
+    yield from batches
+
+
+def _maps(encoder: msgspec.msgpack.Encoder) -> Callable[[list], bytes]:
+    """A batch's outputs as maps back to back: the batch as one array less its header."""
+
+    def encode(results: list) -> bytes:
+        return encoder.encode(results)[len(array_prefix(len(results))):]
+
+    return encode

@@ -20,7 +20,7 @@ import msgspec
 
 from ..exits import INPUT, Failure
 from .batching import CHUNK
-from .msgpack_framing import FrameError, walk
+from .msgpack_framing import FrameError, iter_ends
 
 _RECORDS_CHECKED = 16
 _DECODER = msgspec.msgpack.Decoder()
@@ -64,22 +64,21 @@ def is_msgpack_stream(head: bytes) -> bool:
     if not is_msgpack_container(head):
         return False
     pos = checked = 0
-    while pos < len(head) and checked < _RECORDS_CHECKED:
-        try:
-            end, done = walk(head, pos, [], len(head) + 1)
-        except FrameError:
-            return False
-        if not done or end > len(head):
-            return checked > 0 and is_msgpack_container(head[pos:pos + 2])
-        try:
-            record = _DECODER.decode(head[pos:end])
-        except (msgspec.DecodeError, UnicodeDecodeError, TypeError):
-            # (TypeError: a map key that is a map or an array, before msgspec 0.19)
-            return False
-        if not _is_record(record):
-            return False
-        pos, checked = end, checked + 1
-    return True
+    try:
+        for end in iter_ends(head, max_object=len(head) + 1, partial=True):
+            try:
+                record = _DECODER.decode(head[pos:end])
+            except (msgspec.DecodeError, UnicodeDecodeError, TypeError):
+                # (TypeError: a map key that is a map or an array, before msgspec 0.19)
+                return False
+            if not _is_record(record):
+                return False
+            pos, checked = end, checked + 1
+            if checked == _RECORDS_CHECKED:
+                return True
+    except FrameError:
+        return False
+    return pos == len(head) or (checked > 0 and is_msgpack_container(head[pos:pos + 2]))
 
 
 def _is_record(obj: object) -> bool:

@@ -326,11 +326,25 @@ def test_child_answers_each_line_at_once_in_order():
 
 def test_child_never_writes_stderr_even_when_it_cannot_start(tmp_path: Path):
     log_file = tmp_path / "ikefilter.log"
-    child = Child("--log-file", str(log_file), "--stats", str(tmp_path / "no-such-dir" / "s"))
+    stats = tmp_path / "no-such-dir" / "s"
+    proc = subprocess.run(
+        [sys.executable, "-m", "ikefilter", "mmexternal", "--log-file", str(log_file),
+         "--stats", str(stats)], input=_fulljson(generated(1)[0]), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, env=child_env(), timeout=60)
+    # refused before the first message, said in the log file, nothing on the reply pipe
+    assert (proc.returncode, proc.stdout) == (4, b"")
+    assert log_file.read_text() == f"ikefilter mmexternal: --stats {stats}: no such directory\n"
+
+
+def test_child_never_writes_stderr_even_when_it_cannot_write_its_stats(tmp_path: Path):
+    log_file = tmp_path / "ikefilter.log"
+    (tmp_path / "gone").mkdir()
+    child = Child("--log-file", str(log_file), "--stats", str(tmp_path / "gone" / "s"))
     try:
         child.send(_fulljson(generated(1)[0]) + b"garbage\n")
         replies = child.read_lines(2)
         assert msgspec.json.decode(replies[0])["$!"]["event"]["code"]
+        (tmp_path / "gone").rmdir()  # the directory goes away while the child runs
         status, rest = child.close()
         assert rest == b""
         assert status == 0

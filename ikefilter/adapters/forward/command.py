@@ -279,6 +279,7 @@ def _run_workers(args: argparse.Namespace, options: dict) -> int:
     """
     import signal
 
+    app.check_stats(args)  # once, here: each worker's FILE.N lies in the same directory
     stats = args.stats
     children: list[int] = []
     for n in range(1, args.workers + 1):

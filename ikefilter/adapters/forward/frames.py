@@ -15,7 +15,15 @@ from typing import Any
 import msgspec
 from msgspec.msgpack import Ext
 
-from ..msgpack_framing import Budget, FrameError, OverBudget, array_prefix, count_objects, walk
+from ..msgpack_framing import (
+    Budget,
+    FrameError,
+    OverBudget,
+    array_prefix,
+    count_objects,
+    iter_ends,
+    walk,
+)
 from .lenient import DECODE_ERRORS, bad_utf8, decode_lenient
 
 DEFAULT_MAX_DECOMPRESSED = 64 * 1024 * 1024
@@ -206,7 +214,7 @@ def _decode_packed(
         if flat is not None:
             times, records = flat
             return Frame(tag, times, records, option.get("chunk"), mode, 0)
-        size = _walk_entries(payload, 0, [sys.maxsize], Budget(max_objects))
+        size = count_objects(payload, Budget(max_objects))
     entries = _decode_entries(payload, size)
     times, records, invalid = _split_entries(entries)
     return Frame(tag, times, records, option.get("chunk"), mode, invalid)
@@ -287,15 +295,6 @@ def _gunzip(data: bytes | memoryview, limit: int, max_objects: int | None = None
     return out, sys.maxsize - stack[0]
 
 
-def _walk_entries(payload: bytes | memoryview, pos: int, stack: list[int], budget: Budget
-                  ) -> int:
-    """The number of entries filling ``payload``, walked within ``budget``."""
-    pos, _ = walk(payload, pos, stack, sys.maxsize, budget)
-    if pos != len(payload) or len(stack) != 1:
-        raise FrameError("truncated packed entries")
-    return sys.maxsize - stack[0]
-
-
 def _decode_entries(payload: bytes | memoryview, size_hint: int | None) -> list:
     """Decode concatenated ``[time, record]`` entries.
 
@@ -321,14 +320,10 @@ def _decode_entries(payload: bytes | memoryview, size_hint: int | None) -> list:
 def _decode_entries_one_by_one(view: memoryview) -> list:
     """Decode entry by entry so that only the entries holding bad UTF-8 take the slow path."""
     entries = []
-    pos = 0
-    n = len(view)
-    while pos < n:
-        end, done = walk(view, pos, [], sys.maxsize)
-        if not done or end > n:
-            raise FrameError("truncated packed entries")
-        entries.append(decode_lenient(view[pos:end]))
-        pos = end
+    start = 0
+    for end in iter_ends(view):
+        entries.append(decode_lenient(view[start:end]))
+        start = end
     return entries
 
 

@@ -35,7 +35,7 @@ async def write_lines(write: Callable[[bytes], Any], outputs: list[Any], stats) 
     if not kept:
         return
     lines, bad = batching.encode_lines(_json_encoder, kept)
-    stats.unencodable += bad
+    stats.unencodable += len(bad)
     try:
         result = write(lines)
         if inspect.isawaitable(result):
