@@ -53,6 +53,7 @@ USER = (("name", "name"), ("id", "uid"), ("domain", "domain"), ("email", "email_
 # What ECS writes that OCSF states its own way (class, metadata, observables): not unmapped.
 EVENT_DONE = ("kind", "module", "dataset", "code", "category", "type", "outcome", "reason",
               "severity", "original")
+_EVENT_DONE = frozenset(EVENT_DONE)
 OBSERVER_DONE = ("vendor", "product", "type", "hostname")
 
 
@@ -230,10 +231,8 @@ class Renderer:
         if status is not None:
             doc.status_id, doc.status = status
         doc.observables = _observables(doc)
-        for key in EVENT_DONE:
-            ev.pop(key, None)
-        if ev:
-            d["event"] = ev
+        if not ev.keys() <= _EVENT_DONE:
+            d["event"] = {key: value for key, value in ev.items() if key not in _EVENT_DONE}
         if log:
             d["log"] = log
         d.pop("related", None)  # every IP and user of the event: observables hold them
@@ -338,8 +337,8 @@ def _connection(network: dict, initiator: bool | None) -> dict:
 def _session(ike: dict, ipsec: dict) -> dict | None:
     """The tunnel's session: the IKE SA (its SPIs, this firewall's first) as ``uid``, which
     every event of one tunnel shares; the IPsec SA's SPIs as ``uid_alt``."""
-    uid = ":".join(s for s in (ike.get("local_spi"), ike.get("remote_spi")) if s)
-    alt = ":".join(s for s in (ipsec.get("inbound_spi"), ipsec.get("outbound_spi")) if s)
+    uid = _pair(ike.get("local_spi"), ike.get("remote_spi"))
+    alt = _pair(ipsec.get("inbound_spi"), ipsec.get("outbound_spi"))
     if not uid and not alt:
         return None
     out: dict[str, Any] = {"is_vpn": True}
@@ -348,6 +347,13 @@ def _session(ike: dict, ipsec: dict) -> dict | None:
     if alt:
         out["uid_alt"] = alt
     return out
+
+
+def _pair(first: str | None, second: str | None) -> str:
+    """``first:second``, or the one of them there is ("" for none)."""
+    if first and second:
+        return f"{first}:{second}"
+    return first or second or ""
 
 
 def _tunnel_interface(clavister: dict) -> dict | None:
