@@ -77,26 +77,19 @@ def register(subparsers) -> None:
                     help="append the documents as JSON lines to FILE ('-': stdout)")
     to.add_argument("--upstream", type=address, metavar="HOST:PORT",
                     help="pass the documents on to this forward server (msgpack, acked)")
-    key = p.add_mutually_exclusive_group()
-    key.add_argument("--shared-key-env", metavar="VAR",
-                     help="require clients to authenticate with the shared key held in "
-                          "environment variable VAR")
-    key.add_argument("--shared-key-file", metavar="FILE",
-                     help="the same, with the shared key read from FILE")
-    up_key = p.add_mutually_exclusive_group()
-    up_key.add_argument("--upstream-shared-key-env", metavar="VAR",
-                        help="the shared key the upstream asks for, from environment "
-                             "variable VAR")
-    up_key.add_argument("--upstream-shared-key-file", metavar="FILE",
-                        help="the same, read from FILE")
+    for option, what in (("--shared-key", "the shared key clients must authenticate with"),
+                         ("--upstream-shared-key", "the shared key the upstream asks for")):
+        key = p.add_mutually_exclusive_group()
+        key.add_argument(f"{option}-env", metavar="VAR",
+                         help=f"{what}, from environment variable VAR")
+        key.add_argument(f"{option}-file", metavar="FILE", help="the same, read from FILE")
+        p.add_argument(option, action=_RefuseKey, help=argparse.SUPPRESS)
     p.add_argument("--upstream-max-frame", type=int, default=DEFAULT_UPSTREAM_MAX_FRAME,
                    metavar="BYTES",
                    help="largest payload of a frame sent upstream (default "
                         f"{DEFAULT_UPSTREAM_MAX_FRAME}: under Fluent Bit's default "
                         "Buffer_Max_Size); a chunk's documents go in as many frames as "
                         "that takes")
-    for option in ("--shared-key", "--upstream-shared-key"):
-        p.add_argument(option, action=_RefuseKey, help=argparse.SUPPRESS)
     p.add_argument("--tls-cert", metavar="PEM",
                    help="accept only TLS (1.2+) connections, with this certificate chain")
     p.add_argument("--tls-key", metavar="PEM",
