@@ -79,20 +79,28 @@ def _read(name: str, kind: str) -> list[str]:
         return [f"    {name} = {name} or None"]
     if kind == "spi":
         # SPIs seldom repeat: no cache, but the usual form (lowercase hex) is checked in C.
-        rule = [f"        if {name}.strip(HEX):", f"            v = SPI({name})"]
-        assign = f"            {name} = v"
-    else:
-        cache = f"C_{kind.upper()}"
-        rule = [f"        v = {cache}.get({name})", "        if v is None:",
-                f"            v = {cache}.read({name})"]
-        assign = f"        {name} = v"
+        return [
+            f"    if {name}:",
+            f"        if {name}.strip(HEX):",
+            f"            v = SPI({name})",
+            "            if type(v) is Invalid:",
+            f"                bad = (bad or []) + [({name!r}, {name}, v.why)]",
+            "                v = None",
+            f"            {name} = v",
+            "    else:",
+            f"        {name} = None",
+        ]
+    # (the cache holds what does not fit too: Invalid is checked whichever way v came)
+    cache = f"C_{kind.upper()}"
     return [
         f"    if {name}:",
-        *rule,
-        "            if type(v) is Invalid:",
-        f"                bad = (bad or []) + [({name!r}, {name}, v.why)]",
-        "                v = None",
-        assign,
+        f"        v = {cache}.get({name})",
+        "        if v is None:",
+        f"            v = {cache}.read({name})",
+        "        if type(v) is Invalid:",
+        f"            bad = (bad or []) + [({name!r}, {name}, v.why)]",
+        "            v = None",
+        f"        {name} = v",
         "    else:",
         f"        {name} = None",
     ]

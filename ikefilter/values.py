@@ -185,7 +185,8 @@ def extra_names(extra: dict[str, str]) -> dict[str, str]:
 
 
 class Cache(dict):
-    """Text -> the typed value of one kind, for the values that fit. Bounded."""
+    """Text -> the typed value of one kind, or :class:`Invalid` for a text that does not
+    fit it. Bounded."""
 
     __slots__ = ("rule",)
     MAX = 65536
@@ -196,9 +197,10 @@ class Cache(dict):
         self.rule = rule
 
     def read(self, raw: str) -> object:
-        """The rule's reading of ``raw``, kept when it is a value."""
+        """The rule's reading of ``raw``, kept (a value, or :class:`Invalid`: a host name
+        asked of every event is read once)."""
         value = self.rule(raw)
-        if value is not None and type(value) is not Invalid and len(raw) <= self.KEY_MAX:
+        if value is not None and len(raw) <= self.KEY_MAX:
             if len(self) >= self.MAX:
                 self.clear()
             self[raw] = value
@@ -221,18 +223,7 @@ def read(kind: str, raw: str) -> object:
     return cache.read(raw) if value is None else value
 
 
-_not_ips: set[str] = set()  # texts read as no IP (a host name, most often): asked again
-
-
 def valid_ip(text: str) -> str | None:
     """The canonical text of an IP address, or None when ``text`` is not one."""
-    if text in _not_ips:
-        return None
     value = read("ip", text)
-    if type(value) is str:
-        return value
-    if len(text) <= Cache.KEY_MAX:
-        if len(_not_ips) >= Cache.MAX:
-            _not_ips.clear()
-        _not_ips.add(text)
-    return None
+    return value if type(value) is str else None

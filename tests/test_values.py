@@ -92,9 +92,9 @@ def test_ipv6_written_as_ipaddress_writes_it(address, form):
     assert values.ip(text) == str(ipaddress.ip_address(text.strip("[]")))
 
 
-def test_caches_keep_values_only_and_stay_bounded():
+def test_caches_keep_values_and_misfits_and_stay_bounded():
     cache = values.Cache(values.port)
-    assert type(cache.read("x")) is values.Invalid and "x" not in cache
+    assert type(cache.read("x")) is values.Invalid and type(cache["x"]) is values.Invalid
     assert cache.read("null") is None and "null" not in cache
     assert cache.read("500") == 500 and cache["500"] == 500
     cache.read("1" * 200)
@@ -205,14 +205,17 @@ def test_grammar_lines_are_taken_and_read_by_their_rules(batch):
                 assert got == (values.RULES[kind](raw) if raw else None), (name, raw)
 
 
-def test_texts_that_are_no_ip_are_remembered_within_a_bound(monkeypatch) -> None:
+def test_a_text_that_is_no_ip_is_read_once_and_still_tagged_every_time() -> None:
     from ikefilter import values
+    from ikefilter.pipeline import Pipeline
 
-    monkeypatch.setattr(values.Cache, "MAX", 100)
-    monkeypatch.setattr(values, "_not_ips", set())
-    for n in range(250):
-        assert values.valid_ip(f"fw-{n}") is None
-        assert len(values._not_ips) <= 100
-    assert values.valid_ip("fw-249") is None  # asked again: still no IP
-    assert values.valid_ip("10.0.0.1") == "10.0.0.1"
-    assert values.valid_ip("x" * 200) is None and "x" * 200 not in values._not_ips
+    line = "[2026-11-26 10:00:00] EFW: IKE: prio=2 id=530 rev=1 localip=fw-gw-{n}"
+    pipeline = Pipeline()
+    for n in range(3):  # each text twice: read, then from the cache
+        for _ in range(2):
+            [event] = pipeline.process_lines([line.format(n=n)])
+            assert "ikefilter_invalid_value" in event.tags
+            assert event.clavister.extra == {"localip": f"fw-gw-{n}"}
+            assert event.source is None and event.destination is None
+        assert type(values.CACHES["ip"][f"fw-gw-{n}"]) is values.Invalid
+        assert values.valid_ip(f"fw-gw-{n}") is None
