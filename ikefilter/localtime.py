@@ -79,16 +79,17 @@ class LocalTime:
         """An RFC 3164 time (``Nov 26 10:00:00``, or with a year before the clock) as RFC
         3339 UTC. Without a year: the current one in this zone, or the last one for a date
         more than a day ahead. None when it is not a real date and time."""
-        key = (text, now.toordinal())
+        today = now.astimezone(self._tz).date()  # the year is this zone's, not UTC's
+        key = (text, today.toordinal())
         value = self._bsd.get(key, _MISS)
         if value is _MISS:
-            value = self._read_bsd(text, now)
+            value = self._read_bsd(text, today)
             if len(self._bsd) >= _CACHE_MAX:
                 self._bsd.clear()
             self._bsd[key] = value
         return value  # type: ignore[return-value]
 
-    def _read_bsd(self, text: str, now: datetime) -> str | None:
+    def _read_bsd(self, text: str, today: date) -> str | None:
         parts = text.split()
         month = _MONTHS.get(parts[0])
         if month is None:
@@ -97,8 +98,7 @@ class LocalTime:
         if len(parts) == 4:
             year, clock = int(parts[2]), parts[3]
         else:
-            here = now.astimezone(self._tz)
-            year, clock = _year_of(month, day, here.date()), parts[2]
+            year, clock = _year_of(month, day, today), parts[2]
         return self.plain(f"{year:04d}-{month:02d}-{day:02d}T{clock}")
 
 

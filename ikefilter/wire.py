@@ -315,12 +315,13 @@ def header_fields(
     ``Facility.Severity`` column gives it."""
     pri_text, recv, recvpri, recvhost, ts5424, host5424, ts3164, host3164, devtime = groups[:9]
     pri = _PRIS.get(pri_text)
-    if pri is None and pri_text:
-        pri = int(pri_text)
-        if pri > 191:
-            pri = None  # RFC 5424: PRI is 0-191; anything else says nothing about severity
-    elif recvpri:
-        pri = column_pri(recvpri)
+    if pri is None:
+        if pri_text:
+            pri = int(pri_text)
+            if pri > 191:
+                pri = None  # RFC 5424: PRI is 0-191; anything else says nothing of severity
+        elif recvpri:
+            pri = column_pri(recvpri)
     stamp = time = None
     if devtime:
         stamp = devtime

@@ -66,6 +66,16 @@ MGMT_EXPORT = (
 )
 
 
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_pri_the_line_carries_wins_over_the_receiver_column(fast):
+    from ikefilter.pipeline import Pipeline
+
+    line = "<134>" + KIWI_CONN.replace("Local0.Info", "Local0.Debug")  # column: 135
+    assert decode_line(line).pri == 134
+    [event] = Pipeline(fast=fast).process_lines([line])
+    assert event.log.syslog.priority == 134
+
+
 def test_kiwi_receiver_columns():
     d = decode_line(KIWI_CONN)
     assert d.categories == ["CONN"]
