@@ -62,14 +62,18 @@ class Reader:
 
     def json_record(self, text: str) -> dict | None:
         """The record a JSON line holds, or None when it is not one (too deep, invalid)."""
+        record, _ = self._read_json(text)
+        return record if type(record) is dict else None
+
+    def _read_json(self, text: str) -> tuple[object, str | None]:
+        """What a JSON line holds, or None and why it holds nothing."""
         body = text[1:] if text[:1] == "\ufeff" else text
         if too_deep(body, self.max_depth):
-            return None
+            return None, f"nested deeper than {self.max_depth} levels"
         try:
-            record = self._record_decoder.decode(body)
-        except (msgspec.DecodeError, RecursionError, UnicodeError):
-            return None  # (UnicodeError: a lone surrogate in a str line)
-        return record if type(record) is dict else None
+            return self._record_decoder.decode(body), None
+        except (msgspec.DecodeError, RecursionError, UnicodeError) as exc:
+            return None, str(exc)  # (UnicodeError: a lone surrogate in a str line)
 
     def from_line(self, line: bytes | str, now: str) -> Output:
         size = len(line)
@@ -78,18 +82,10 @@ class Reader:
         text = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
         if text.endswith("\r"):
             text = text[:-1]
-        body = text[1:] if text[:1] == "\ufeff" else text  # a BOM before a JSON record
-        if body[:1] == "{":
-            if too_deep(body, self.max_depth):
-                result = self.failure(
-                    text, f"invalid JSON record: nested deeper than {self.max_depth} levels", now)
-            else:
-                try:
-                    record = self._record_decoder.decode(body)
-                except (msgspec.DecodeError, RecursionError) as exc:
-                    result = self.failure(text, f"invalid JSON record: {exc}", now)
-                else:
-                    result = self.from_record(record, now, text)
+        if json_line(text):
+            record, why = self._read_json(text)
+            result = (self.failure(text, f"invalid JSON record: {why}", now) if why is not None
+                      else self.from_record(record, now, text))
         else:
             result = self.from_text(text, now)
         if size > self.max_line:

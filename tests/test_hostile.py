@@ -636,3 +636,14 @@ def test_long_values_never_fill_the_value_caches():
         [doc] = check_outputs(p.process_lines([line]), 1)
         assert ecs.TAG_INVALID_VALUE in doc["tags"]
     assert sum(len(k) for cache in values.CACHES.values() for k in cache) < 50 * 100
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_json_line_with_a_lone_surrogate_is_a_parse_failure_not_an_internal_error(fast):
+    from ikefilter.pipeline import Pipeline
+
+    pipeline = Pipeline(fast=fast)
+    [event] = pipeline.process_lines(['{"log": "a\ud800b"}'])
+    assert "ikefilter_parse_failure" in event.tags
+    assert "ikefilter_internal_error" not in event.tags
+    assert event.error.message.startswith("invalid JSON record: ")
