@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from datetime import datetime, timezone
 
 import msgspec
@@ -37,7 +38,7 @@ def run(p, lines: list[str], batch: int = 300) -> list[dict]:
 
 
 def iso(seconds: int) -> str:
-    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
 def tracker(p):
@@ -83,6 +84,15 @@ def test_the_day_is_a_real_test(generated):
     assert sum(t.rekeys for t in truth.tunnels) > 100 and truth.stray_deletes > 0
     assert truth.flapping and truth.near_miss and truth.lost_lines > 0
     assert any(t.pool_address for t in truth.tunnels)
+
+
+def test_derived_events_write_times_in_the_one_form(reported):
+    _, docs = reported
+    derived = [d for d in docs if d["event"]["kind"] in ("state", "alert")]
+    assert derived
+    for d in derived:
+        for when in (d["@timestamp"], d["event"].get("start"), d["event"].get("end")):
+            assert when is None or re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", when)
 
 
 def test_every_closed_tunnel_is_summed_up_as_the_truth_says(generated, reported):
@@ -244,7 +254,7 @@ def test_a_rekey_before_its_establishment_joins_it_when_it_comes():
         "out_of_order"]
     assert rekey["clavister"]["tunnel"]["id"] == delete["clavister"]["tunnel"]["id"] == \
         tunnel_id("a1:b1")
-    assert summary["event"]["start"] == "2026-11-26T10:00:00Z"
+    assert summary["event"]["start"] == "2026-11-26T10:00:00.000Z"
     assert summary["event"]["duration"] == 3600 * NS
     assert summary["clavister"]["tunnel"]["rekeys"] == 1
     assert "partial" not in summary["clavister"]["tunnel"]
@@ -255,7 +265,7 @@ def test_a_tunnel_seen_from_its_middle_is_partial():
     docs = run(p, [ike("10:30:00", 616, "a2:b2", "a1:b1"), ike("11:00:00", 590, "a2:b2")])
     summary = docs[-1]
     assert summary["clavister"]["tunnel"]["partial"] is True
-    assert summary["event"]["start"] == "2026-11-26T10:30:00Z"
+    assert summary["event"]["start"] == "2026-11-26T10:30:00.000Z"
     assert "at least" in summary["message"]
 
 
@@ -283,7 +293,7 @@ def test_a_silent_tunnel_closes_idle_at_its_last_event():
                    ike("12:00:00", 530, "b:1")])
     [summary] = summaries(docs).values()
     assert summary["clavister"]["tunnel"]["close_reason"] == "idle"
-    assert summary["event"]["end"] == "2026-11-26T10:05:00Z"
+    assert summary["event"]["end"] == "2026-11-26T10:05:00.000Z"
 
 
 def test_without_the_table_nothing_is_annotated():

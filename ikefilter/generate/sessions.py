@@ -363,7 +363,7 @@ def _render_all(d: _Day, merged: list[_Line]) -> Iterator[str]:
 
 
 def _iso(seconds: int) -> str:
-    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
 def _render(msg: Message, stamp: int, values: dict[str, str], shape: str, encode) -> str:
@@ -372,7 +372,7 @@ def _render(msg: Message, stamp: int, values: dict[str, str], shape: str, encode
     pairs += [(name, values[name]) for name in msg.parameters if name in values]
     when = datetime.fromtimestamp(stamp, timezone.utc)
     if shape == "split":
-        record = {"@timestamp": when.strftime("%Y-%m-%dT%H:%M:%SZ"), "host": _HOST}
+        record = {"@timestamp": when.strftime("%Y-%m-%dT%H:%M:%S.000Z"), "host": _HOST}
         record.update(pairs)
         return encode(record).decode()
     body = " ".join(f'{k}="{v}"' if " " in v or "=" in v else f"{k}={v}" for k, v in pairs)

@@ -60,10 +60,11 @@ _EPOCH = datetime(1970, 1, 1)
 
 
 def to_text(ns: int) -> str:
-    """Nanoseconds since the epoch as RFC 3339 UTC, to the millisecond when not whole."""
+    """Nanoseconds since the epoch as RFC 3339 UTC to the millisecond, the one form every
+    time is written in."""
     seconds, frac = divmod(ns, NS)
     text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
-    return f"{text}.{frac // 1_000_000:03d}Z" if frac else f"{text}Z"
+    return f"{text}.{frac // 1_000_000:03d}Z"
 
 
 def pair(a: str | None, b: str | None) -> str | None:

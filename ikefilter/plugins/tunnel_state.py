@@ -83,20 +83,17 @@ class Tracker:
     def observe(self, events: list[ecs.Event]) -> None:
         """Join each lifecycle event of the batch into its tunnel and annotate it."""
         roles, handlers = ROLES, self._handlers
-        head, base = None, 0  # the second of the last time read: most events share it
+        times: dict[str, int | None] = {}  # a batch's events share few times
         for ev in events:
             role = roles.get(ev.event.code)
             if role is None or ev.clavister is None:
                 continue
             stamp = ev.timestamp
-            if stamp[:19] == head and len(stamp) == 20:
-                t = base
-            else:
-                t = to_ns(stamp)
-                if t is None:
-                    continue
-                if len(stamp) == 20:
-                    head, base = stamp[:19], t
+            t = times.get(stamp, -1)
+            if t == -1:
+                t = times[stamp] = to_ns(stamp)
+            if t is None:
+                continue
             if t > self.now:
                 self.now = t
                 if self.expiry and self.expiry[0][0] <= t:
