@@ -12,6 +12,7 @@ from typing import Annotated
 
 import msgspec
 
+from .localtime import utc_text
 from .record import TIME_KEYS, first_str
 from .severity import FACILITIES, LEVELS
 
@@ -270,7 +271,7 @@ def event_fields(**fields) -> EventFields:
 def now() -> str:
     """The processing time, RFC 3339 UTC to the millisecond: ``@timestamp`` of an event that
     carries no time of its own. The one clock of the pipeline and its stages."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return utc_text(datetime.now(timezone.utc))
 
 
 def failure(why: str, tags: list[str], timestamp: str, original: str | None = None, *,

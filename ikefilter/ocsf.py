@@ -51,9 +51,8 @@ GEO = (("city_name", "city"), ("country_iso_code", "country"), ("continent_name"
 USER = (("name", "name"), ("id", "uid"), ("domain", "domain"), ("email", "email_addr"),
         ("full_name", "full_name"))
 # What ECS writes that OCSF states its own way (class, metadata, observables): not unmapped.
-EVENT_DONE = ("kind", "module", "dataset", "code", "category", "type", "outcome", "reason",
-              "severity", "original")
-_EVENT_DONE = frozenset(EVENT_DONE)
+EVENT_DONE = frozenset(("kind", "module", "dataset", "code", "category", "type", "outcome",
+                        "reason", "severity", "original"))
 OBSERVER_DONE = ("vendor", "product", "type", "hostname")
 
 
@@ -231,8 +230,8 @@ class Renderer:
         if status is not None:
             doc.status_id, doc.status = status
         doc.observables = _observables(doc)
-        if not ev.keys() <= _EVENT_DONE:
-            d["event"] = {key: value for key, value in ev.items() if key not in _EVENT_DONE}
+        if not ev.keys() <= EVENT_DONE:
+            d["event"] = {key: value for key, value in ev.items() if key not in EVENT_DONE}
         if log:
             d["log"] = log
         d.pop("related", None)  # every IP and user of the event: observables hold them

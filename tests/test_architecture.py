@@ -16,7 +16,6 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "ikefilter"
 DOC = ROOT / "docs" / "architecture.md"
 
-ADAPTERS = ("lines", "msgpack_stream", "syslogng", "mmexternal", "forward")
 ADAPTER_SHARED = ("batching", "msgpack_framing", "sniff")
 PLUGIN_MAY_IMPORT = ("ikefilter", "config", "ecs", "values", "severity", "identity", "plugins.*")
 

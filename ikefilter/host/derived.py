@@ -73,10 +73,3 @@ class Deriver:
         kept = [event for event in self.runner(made) if event is not None]
         stats.out += len(kept)
         return [*out, *kept] if kept else out
-        if write:
-            stats.out += len(kept)
-            return [*out, *kept]
-        stats.dropped += len(kept)
-        stats.dropped_by_rule[RULE_NOT_WRITTEN] = (
-            stats.dropped_by_rule.get(RULE_NOT_WRITTEN, 0) + len(kept))
-        return out

@@ -125,9 +125,8 @@ class Tracker:
         # The establishment of a tunnel first seen from its middle (a rekey or an IPsec SA
         # that came first): its start is known now.
         late = tun.partial or t < tun.start
-        if tun.partial or t < tun.start:
-            tun.start = min(tun.start, t) if not tun.partial else t
-            tun.partial = False
+        if late:
+            tun.start, tun.partial = t, False
         learn(tun, ev)
         self._touch(tun, t)
         mark(self.counts, ev, tun.id, UP, tunnel=tun, out_of_order=late or None)
