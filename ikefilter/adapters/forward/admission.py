@@ -94,13 +94,13 @@ class ConnectionCap:
 
 
 async def shared_key_handshake(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, splitter: FrameSplitter,
-    server: Any, read: Callable[[float], Awaitable[bytes]], peer: Any = None,
+    writer: asyncio.StreamWriter, splitter: FrameSplitter, server: Any,
+    read: Callable[[float], Awaitable[bytes]], log: logging.Logger, peer: Any = None,
 ) -> list[bytes] | None:
     """Run HELO/PING/PONG for ``server`` (its ``shared_key``, ``hostname``, ``max_frame``,
-    ``stats``); ``read(started)`` reads with the frame timeout running since ``started``.
-    Return the frames read past the PING, or None if refused."""
-    log = logging.getLogger("ikefilter.adapters.forward.server")
+    ``stats``); ``read(started)`` reads with the frame timeout running since ``started``;
+    ``log`` is the server's (its repeated warnings rate-limited). Return the frames read past
+    the PING, or None if refused."""
     nonce = os.urandom(16)
     writer.write(encode_helo(nonce))
     await writer.drain()

@@ -271,7 +271,7 @@ class ForwardServer:
             pending: list[bytes] = []
             if self.shared_key is not None:
                 pending = await shared_key_handshake(
-                    reader, writer, splitter, self, lambda started: self._read(reader, started),
+                    writer, splitter, self, lambda started: self._read(reader, started), log,
                     peer)
                 if pending is None:
                     return
