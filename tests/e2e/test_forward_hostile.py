@@ -5,6 +5,7 @@ Each asserts what is lost (nothing acked) and, for the bombs, the peak memory.""
 from __future__ import annotations
 
 import asyncio
+import json
 import resource
 import socket
 import subprocess
@@ -165,9 +166,9 @@ def test_a_torn_tail_left_by_a_kill_is_moved_aside_before_the_first_line(tmp_pat
 
 
 def test_one_unencodable_record_is_written_alone_and_the_chunk_acked(tmp_path: Path) -> None:
-    out, log = tmp_path / "out.jsonl", tmp_path / "forward.log"
+    out, log, stats = tmp_path / "out.jsonl", tmp_path / "forward.log", tmp_path / "stats.json"
     port = free_port()
-    proc = _start_forward(out, port, log)
+    proc = _start_forward(out, port, log, "--stats", str(stats))
     records = [{"log": f"other line {i}"} for i in range(99)]
     records.insert(50, {"log": "ext", "v": Ext(5, b"ab")})
     message_mode = (enc.encode(["ike", 1_700_000_000, {None: 1, "log": "nil key"},
@@ -187,6 +188,11 @@ def test_one_unencodable_record_is_written_alone_and_the_chunk_acked(tmp_path: P
     assert len(bad) == 2 and all("cannot be written as JSON" in d["error"]["message"]
                                  for d in bad)
     assert [d["log"] for d in docs if "log" in d][-1] == "fine"
+    # counted as what was written: two tagged failure events, not records passed through
+    counts = json.loads(stats.read_text())
+    assert (counts["in"], counts["out"], counts["passthrough"], counts["tagged"]) == (
+        102, 102, 100, 2)
+    assert counts["forward"]["unencodable"] == 2
 
 
 @pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])

@@ -24,9 +24,12 @@ class NotWritten(Exception):
     """The output refused a batch (a full disk, a closed pipe): it is not acked."""
 
 
-async def write_lines(write: Callable[[bytes], Any], outputs: list[Any], stats) -> None:
+async def write_lines(write: Callable[[bytes], Any], outputs: list[Any], stats,
+                      count_unencodable: Callable[[list], None] | None = None) -> None:
     """Write a batch's outputs as JSON lines with ``write`` and count them in ``stats`` (a
-    :class:`~.contract.ForwardStats`); None outputs are dropped ones.
+    :class:`~.contract.ForwardStats`); None outputs are dropped ones. The outputs JSON
+    cannot carry, written as tagged failure events, are also told to ``count_unencodable``
+    (the processor's own counts: :meth:`ikefilter.pipeline.Pipeline.count_unencodable`).
 
     :raises NotWritten: the output refused them; they are counted ``not_written``.
     """
@@ -36,6 +39,8 @@ async def write_lines(write: Callable[[bytes], Any], outputs: list[Any], stats) 
         return
     lines, bad = batching.encode_lines(_json_encoder, kept)
     stats.unencodable += len(bad)
+    if bad and count_unencodable is not None:
+        count_unencodable(bad)
     try:
         result = write(lines)
         if inspect.isawaitable(result):

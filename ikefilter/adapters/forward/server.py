@@ -422,7 +422,9 @@ class ForwardServer:
                         f"acks not read within {self.write_timeout}s") from None
 
     async def _write_lines(self, outputs: list[Any]) -> None:
-        await write_lines(self._write, outputs, self.stats)
+        # (a processor that keeps counts of its own is told of what JSON could not carry)
+        await write_lines(self._write, outputs, self.stats,
+                          getattr(self.processor, "count_unencodable", None))
 
     def _send_upstream(self, runs: list[tuple[str, int]], times: list[Any],
                        outputs: list[Any]) -> list[asyncio.Future]:
