@@ -180,6 +180,8 @@ def test_one_unencodable_record_is_written_alone_and_the_chunk_acked(tmp_path: P
             assert _ack(client) == {"ack": "p1"}
             client.sendall(message_mode)  # one read: both frames in one batch
             assert _acks(client, 2) == [{"ack": "m1"}, {"ack": "m2"}]
+        proc.terminate()  # a clean stop writes the counts
+        assert proc.wait(timeout=30) == 0
     finally:
         _stop(proc)
     docs = read_json_lines(out)
