@@ -33,6 +33,7 @@ from .records import (
     Reader,
     cut,
     json_line,
+    text_values,
 )
 from .shaping import DEFAULT, Shaping
 from .stats import Stats
@@ -164,9 +165,15 @@ class Pipeline:
             None where the shipper gave no time, and ``INVALID_TIME`` (``""``) where it gave
             one that is not a time: such an event is stamped with the clock and tagged
             ``ikefilter_invalid_time``, as is one whose record's own time is not a time.
+
+        A value that came as bytes (msgpack ``bin``: Fluentd packs a Ruby string that is not
+        marked UTF-8 so) is read as UTF-8 text, in the record itself.
         """
         if times is not None and len(times) != len(records):
             raise ValueError(f"{len(times)} times for {len(records)} records")
+        for record in records:
+            if type(record) is dict:
+                text_values(record)
         return self._finish(self._records(records, ecs.now(), times))
 
     def _records(self, records: list, now: str, times: Sequence[str | None] | None = None,

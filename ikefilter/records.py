@@ -33,6 +33,13 @@ DROPS = ((DROP, "non_clavister"), (DROP_BLANK, "blank_line"))
 BLANKS = " \t\r\n\v\f"  # what makes a line blank: ASCII white space only
 
 
+def text_values(record: dict) -> None:
+    """Read the record's ``bytes`` values as UTF-8 text (an invalid byte as U+FFFD)."""
+    for key, value in record.items():
+        if type(value) is bytes:
+            record[key] = value.decode("utf-8", "replace")
+
+
 def json_line(text: str) -> bool:
     """The line is read as a JSON record, not as text: it starts with ``{`` (after a BOM)."""
     return text[:1] == "{" or text[:2] == "\ufeff{"

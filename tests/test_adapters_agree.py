@@ -152,3 +152,19 @@ def test_mmexternal_reads_a_json_line_as_run_reads_it(line):
         got.pop("@timestamp")
         want.pop("@timestamp")
     assert comparable(got) == comparable(want)
+
+
+def test_a_line_sent_as_msgpack_bin_is_read_as_text_by_forward_as_by_the_stream():
+    """Fluentd packs a Ruby string not marked UTF-8 as msgpack bin, through out_forward and
+    exec_filter alike."""
+    from ikefilter.adapters.forward.entries import EventTimes
+    from ikefilter.adapters.forward.frames import decode_frame
+    from ikefilter.pipeline import Pipeline
+
+    line = b"[2026-11-26 10:00:00] EFW: IKE: prio=2 id=530 rev=1 localip=10.0.0.1 host=\xff"
+    frame = msgspec.msgpack.encode(["t", [[1_700_000_000, {"log": line, "tag": b"fw"}]]])
+    decoded = decode_frame(frame)
+    assert decoded.records[0]["log"] == line  # bytes as the frame carries them
+    [event] = Pipeline().process_records(decoded.records, EventTimes(decoded.times))
+    assert event.event.code == "530" and event.related.ip == ["10.0.0.1"]
+    assert event.event.original == line.decode("utf-8", "replace")

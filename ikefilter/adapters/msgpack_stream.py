@@ -129,21 +129,11 @@ def _decode_each(decoder: msgspec.msgpack.Decoder, body: bytes, ends: list[int])
 def _records(objects: list) -> list:
     records = []
     for obj in objects:
-        if type(obj) is dict:
-            records.append(_text_values(obj))
-        elif type(obj) is list:
-            records.extend(_text_values(o) if type(o) is dict else o for o in obj)
+        if type(obj) is list:
+            records.extend(obj)
         else:
             records.append(obj)
     return records
-
-
-def _text_values(record: dict) -> dict:
-    """Fluentd packs binary-encoded Ruby strings as msgpack ``bin``: read them as text."""
-    for key, value in record.items():
-        if type(value) is bytes:
-            record[key] = value.decode("utf-8", "replace")
-    return record
 
 
 def run(pipeline: Pipeline, source: BinaryIO, out: BinaryIO, *,
