@@ -256,6 +256,15 @@ class Daemon:
         self.stop()
 
 
+def after_line(config: str, line: str, added: str) -> str:
+    """``config`` with ``added`` after its first ``line`` (one whole line, with its newline):
+    a Fluent Bit section extended for one test; raises when the line is not there, so that
+    a template changed under a test cannot drop what the test adds."""
+    if line not in config:
+        raise AssertionError(f"no line {line!r} in the config to add after")
+    return config.replace(line, line + added, 1)
+
+
 def render(template: Path, target: Path, **values: object) -> str:
     """Fill the ``@NAME@`` placeholders of an example config; every one must be given."""
     text = template.read_text("utf-8")

@@ -29,6 +29,7 @@ import pytest
 from .conftest import (
     DOC,
     Daemon,
+    after_line,
     child_env,
     count_lines,
     free_port,
@@ -114,19 +115,16 @@ def test_gzip_shared_key_and_tls_on_both_hops(tmp_path: Path, certs) -> None:  #
     out = out_dir / "ecs.jsonl"
     ikefilter_port, fluent_bit_port = free_port(), free_port()
     config = TAIL_TO_FORWARD.format(lines=tmp_path / "ike.log", ikefilter_port=ikefilter_port)
-    config = config.replace("    Retry_Limit           no_limits\n",
-                            "    Retry_Limit           no_limits\n"
-                            "    Compress              gzip\n"
-                            "    tls                   on\n"
-                            "    tls.verify            on\n"
-                            f"    tls.ca_file           {certs.ca}\n")
-    config += FORWARD_TO_FILE.replace(
-        "    Self_Hostname  fluent-bit\n",
-        "    Self_Hostname  fluent-bit\n"
-        "    tls            on\n"
-        f"    tls.crt_file   {certs.cert}\n"
-        f"    tls.key_file   {certs.key}\n", 1,
-    ).format(fluent_bit_port=fluent_bit_port, out_dir=out_dir)
+    config = after_line(config, "    Retry_Limit           no_limits\n",
+                        "    Compress              gzip\n"
+                        "    tls                   on\n"
+                        "    tls.verify            on\n"
+                        f"    tls.ca_file           {certs.ca}\n")
+    config += after_line(FORWARD_TO_FILE, "    Self_Hostname  fluent-bit\n",
+                         "    tls            on\n"
+                         f"    tls.crt_file   {certs.cert}\n"
+                         f"    tls.key_file   {certs.key}\n",
+                         ).format(fluent_bit_port=fluent_bit_port, out_dir=out_dir)
     env = {**child_env(), KEY_VAR: KEY}
     ikefilter = fluent_bit = None
     try:
@@ -217,7 +215,7 @@ def test_two_nodes_round_robin_one_killed_and_restarted(tmp_path: Path) -> None:
     nodes = tmp_path / "ikefilter-nodes.conf"
     nodes.write_text(NODES.format(host_1="127.0.0.1", port_1=port_1, host_2="127.0.0.1",
                                   port_2=port_2), "utf-8")
-    config = (SERVICE.replace("    Log_Level    info\n", "    Log_Level    info\n" + FAST_RETRY)
+    config = (after_line(SERVICE, "    Log_Level    info\n", FAST_RETRY)
               + TAIL_TO_NODES.format(lines=tmp_path / "ike.log", nodes=nodes)
               + FORWARD_TO_FILE.format(fluent_bit_port=fluent_bit_port, out_dir=out_dir))
     target = ("--upstream", f"127.0.0.1:{fluent_bit_port}", "--shared-key-env", KEY_VAR,
