@@ -377,14 +377,12 @@ def generic(code: str | None, raw_id: str | None, dialect: str, keep_original: b
         if sev is not None or pri is not None:
             log = ecs.Log(LEVELS[sev if sev is not None else pri & 7],
                           None if pri is None else ecs.SYSLOG[pri])
-        hostname, observer_ip = observer_host(host)
         event = ecs.Event(
             time or now,
             ecs.event_fields(code=code, severity=sev, original=original if keep_original
                              else None, ingested=now),
             log=log,
-            observer=ecs.Observer("Clavister", "cOS Stream", "firewall", hostname,
-                                  ip=observer_ip),
+            observer=ecs.observer(host),
             tags=list(_PLAIN_TAGS),
             clavister=ecs.Clavister(cats, prio, p.get("rev") or None,
                                     p.get("event") or None, p.get("action") or None),

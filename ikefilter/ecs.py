@@ -14,6 +14,7 @@ import msgspec
 
 from .localtime import utc_text
 from .record import TIME_KEYS, first_str
+from .sender import observer_host
 from .severity import FACILITIES, LEVELS
 
 ECS_VERSION = "9.5.0"
@@ -298,8 +299,11 @@ def invalid_time(event: Event, record: dict | None) -> None:
     event.add_error(f"{what} is not a date and time in the years 0001-9999 and is not used")
 
 
-def observer(hostname: str | None = None) -> Observer:
-    return Observer("Clavister", "cOS Stream", "firewall", hostname)
+def observer(host: str | None = None) -> Observer:
+    """The firewall that logged an event, named by ``host``: ``observer.ip`` when that is an
+    address, else ``observer.hostname``."""
+    hostname, ips = observer_host(host)
+    return Observer("Clavister", "cOS Stream", "firewall", hostname, ip=ips)
 
 
 ECS = Ecs(ECS_VERSION)

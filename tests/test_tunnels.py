@@ -347,3 +347,15 @@ def test_flapping_state_is_held_only_within_the_window():
         assert flaps.flapping(peer, t + 5 * NS)
     assert len(flaps.peers) == 1  # each earlier peer left the window
     assert not flaps.flapping(first, 60 * NS)
+
+
+def test_a_firewall_named_by_its_address_is_named_so_in_what_the_plugin_makes(generated):
+    lines, _ = generated
+    by_address = [line.replace("fw-hq-01", "192.0.2.9") for line in lines[:3000]]
+    assert by_address != lines[:3000]
+    docs = run(pipeline(), by_address)
+    derived = [d for d in docs if d["event"]["kind"] in ("state", "alert")]
+    assert derived
+    assert not [d for d in docs if "hostname" in d.get("observer", {})]
+    named = [d for d in derived if d["observer"].get("ip") == ["192.0.2.9"]]
+    assert len(named) > len(derived) / 2

@@ -6,7 +6,16 @@ from __future__ import annotations
 from .. import ecs
 from ..identity import user_fields
 from ..severity import LEVELS
-from .tunnel_model import CLOSED, DATASET, NS, TAG_OUT_OF_ORDER, Counts, Tunnel, to_text
+from .tunnel_model import (
+    CLOSED,
+    DATASET,
+    NS,
+    TAG_OUT_OF_ORDER,
+    Counts,
+    Tunnel,
+    host_of,
+    to_text,
+)
 
 
 def _endpoints(tun: Tunnel) -> tuple[ecs.Endpoint | None, ecs.Endpoint | None]:
@@ -81,7 +90,7 @@ def alert(peer: tuple[str, str, str], downs: list[int], tun: Tunnel | None,
                f"{_span(flap_window)}).")
     alert = _common(tun, peer, to_text(t), fields, message)
     if tun is None and ev is not None and ev.observer is not None:
-        alert.observer = ecs.observer(ev.observer.hostname)
+        alert.observer = ecs.observer(host_of(ev))
     alert.clavister.tunnel = ecs.Tunnel(id=tun.id if tun is not None else None,
                                         flaps=len(downs))
     return alert

@@ -143,22 +143,26 @@ def learn(tun: Tunnel, ev: ecs.Event) -> None:
             else ike.algorithms or tun.algorithms
         tun.rekey_time = ike.rekey_time or tun.rekey_time
     if tun.remote_ip is None or ev.event.code == "530":
-        initiator = ike.initiator if ike is not None else None
-        local, remote = (ev.source, ev.destination) if initiator else \
-            (ev.destination, ev.source)
+        [remote], [local] = ev.endpoints("remote"), ev.endpoints("local")
         if remote is not None and remote.ip is not None:
             tun.remote_ip, tun.remote_port = remote.ip, remote.port
         if local is not None and local.ip is not None:
             tun.local_ip, tun.local_port = local.ip, local.port
-    if ev.observer is not None and ev.observer.hostname:
-        tun.host = ev.observer.hostname
+    tun.host = host_of(ev) or tun.host
+
+
+def host_of(ev: ecs.Event) -> str | None:
+    """The firewall that logged ``ev``, as its builder was given it: a name or an address."""
+    obs = ev.observer
+    if obs is None:
+        return None
+    return obs.hostname or (obs.ip[0] if obs.ip else None)
 
 
 def event_peer(ev: ecs.Event) -> tuple[str, str, str]:
     """The peer of an event: (local address, remote address, remote identity)."""
     ike = ev.clavister.ike
-    initiator = ike.initiator if ike is not None else None
-    local, remote = (ev.source, ev.destination) if initiator else (ev.destination, ev.source)
+    [local], [remote] = ev.endpoints("local"), ev.endpoints("remote")
     return (local.ip or "" if local is not None else "",
             remote.ip or "" if remote is not None else "",
             ike.remote_id or "" if ike is not None else "")

@@ -108,7 +108,7 @@ def longest_stall(path: Path, total: int, timeout: float, proc) -> tuple[float, 
 
 
 @needs_fluent_bit
-def test_gzip_shared_key_and_tls_on_both_hops(tmp_path: Path, certs) -> None:  # noqa: F811
+def test_gzip_shared_key_and_tls_on_both_hops(tmp_path: Path, certs) -> None:
     lines = write_lines(tmp_path / "ike.log", 20_000, shape="rfc3164")
     out_dir = tmp_path / "fluent-bit-out"
     out_dir.mkdir()
