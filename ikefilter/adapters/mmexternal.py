@@ -124,8 +124,7 @@ class Answers:
         if reply not in REPLIES:
             raise ValueError(f"reply must be one of {', '.join(REPLIES)}, not {reply!r}")
         self.pipeline = pipeline
-        if reply == "text":
-            self.reply = self.reply_text
+        self._document = self._text if reply == "text" else self._variables
         if pipeline is None:
             return
         self.process_lines = pipeline.process_lines
@@ -170,19 +169,21 @@ class Answers:
         return [self.one(line) for line in lines]
 
     def reply(self, item) -> bytes:
-        """``--reply variables``: the document as the message's ``$!`` variables."""
+        """The reply to rsyslog for one output: a dropped event's, a record passed through
+        as it came (nothing to change), or the document as the ``--reply`` form wants it."""
         if item is None:
             return DROPPED
         if type(item) is dict:
             return EMPTY
-        return b'{"$!":' + self.encode(item) + b"}\n"
+        return self._document(self.encode(item))
 
-    def reply_text(self, item) -> bytes:
+    @staticmethod
+    def _variables(document: bytes) -> bytes:
+        """``--reply variables``: the document as the message's ``$!`` variables."""
+        return b'{"$!":' + document + b"}\n"
+
+    def _text(self, document: bytes) -> bytes:
         """``--reply text``: the document as JSON text in ``$!ikefilter!json``."""
-        if item is None:
-            return DROPPED
-        if type(item) is dict:
-            return EMPTY
-        text = self.encode(self.encode(item).decode("utf-8"))
+        text = self.encode(document.decode("utf-8"))
         return b'{"$!":{"ikefilter":{"json":' + text + b"}}}\n"
 
