@@ -22,6 +22,7 @@ from pathlib import Path
 import msgspec
 import pytest
 from conftest import examples
+from test_hostile import is_blank
 
 import ikefilter
 from ikefilter.adapters.forward.protocol import encode_packed_forward, event_time, pack_entries
@@ -185,7 +186,7 @@ def check_stats(stats_file: Path, stderr: bytes | None, n_in: int, n_out: int) -
 
 def blank_lines(lines: list[bytes]) -> int:
     """Lines ``run`` and ``mmexternal`` drop as blank (dropped_by_rule.blank_line)."""
-    return sum(1 for line in lines if not line.strip(b" \t\r\n\v\f"))
+    return sum(map(is_blank, lines))
 
 
 def check_config_effect(name: str, stats: dict) -> None:

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from ocsf_json_schema import OcsfJsonSchemaEmbedded, get_ocsf_schema
-from test_hostile import SETTINGS, hostile_line
+from test_hostile import SETTINGS, hostile_line, is_blank
 from test_redact import ID_MODES, IP_MODES, KEY_ENV, SECRET, config, corpus, leaks, originals
 
 from ikefilter import app, catalog, generate, hookimpl, ocsf, ocsf_mapping
@@ -304,7 +304,7 @@ def test_hostile_input_gives_one_valid_document_per_line(batch):
     out = pipeline.process_lines(batch)
     assert len(out) == len(batch) and pipeline.stats.in_ - before == len(batch)
     # a blank line is a counted drop; every other line is one document
-    blank = [not line.strip(b" \t\r\n\v\f") for line in batch]
+    blank = [is_blank(line) for line in batch]
     assert [d is None for d in out] == blank
     assert pipeline.stats.dropped_by_rule.get("blank_line", 0) - blank_before == sum(blank)
     assert all(type(d) is Document for d in out if d is not None)
