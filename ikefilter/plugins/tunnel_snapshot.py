@@ -3,7 +3,6 @@ a restart does not forget them. Written atomically and only for the service user
 
 from __future__ import annotations
 
-import heapq
 import logging
 import os
 import time
@@ -67,8 +66,7 @@ def load(tracker: Tracker, path: str) -> int:
             tracker.by_ipsec[key] = tun
         if tun.pool_address is not None:
             tracker.by_pool[tun.pool_address] = tun
-    tracker.expiry = [(x.last + tracker.limit(x), x.id) for x in tracker.tunnels.values()]
-    heapq.heapify(tracker.expiry)
+    tracker.rebuild_expiry()
     for key, peer in snap.peers[-tracker.max_tunnels:]:
         tracker.flaps.peers[tuple(key)] = peer
     return len(tracker.tunnels)

@@ -351,9 +351,13 @@ class Tracker:
             self.counts.tunnels_evicted += 1
             self._close(oldest, "evicted", oldest.last, listed=False)
         if len(self.expiry) > 2 * len(self.tunnels) + 1024:
-            self.expiry = [(x.last + self.limit(x), x.id) for x in self.tunnels.values()]
-            heapq.heapify(self.expiry)
+            self.rebuild_expiry()
         return tun
+
+    def rebuild_expiry(self) -> None:
+        """The expiry heap made again from the tunnels held (its stale entries gone)."""
+        self.expiry = [(x.last + self.limit(x), x.id) for x in self.tunnels.values()]
+        heapq.heapify(self.expiry)
 
     def limit(self, tun: Tunnel) -> int:
         """How long ``tun`` may stay silent before it counts as gone, in nanoseconds."""
