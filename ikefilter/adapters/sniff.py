@@ -92,13 +92,24 @@ def _is_map(obj: object) -> bool:
 
 
 def check_files(paths: Iterable[str], input_format: str) -> None:
-    """Refuse a regular file whose first bytes are in the other format, before any file is
-    read: ``run a.log b.msgpack`` must not write ``a.log`` and then stop. (A pipe or a
-    device cannot be peeked at: its first batch is checked as it is read.)"""
+    """Refuse an input that is not there or is a directory, and a regular file whose first
+    bytes are in the other format, before any file is read: ``run a.log b.msgpack`` must not
+    write ``a.log`` and then stop. (A pipe or a device cannot be peeked at: its first batch
+    is checked as it is read.)"""
     for path in paths:
+        if path == "-":
+            continue
         try:
-            if path == "-" or not stat.S_ISREG(os.stat(path).st_mode):
-                continue
+            mode = os.stat(path).st_mode
+        except FileNotFoundError:
+            raise Failure(INPUT, f"{path}: no such file") from None
+        except OSError:
+            continue  # said when the file is opened to be read
+        if stat.S_ISDIR(mode):
+            raise Failure(INPUT, f"{path}: is a directory")
+        if not stat.S_ISREG(mode):
+            continue  # (devices and pipes are inputs too: /dev/stdin, <(...))
+        try:
             with open(path, "rb") as f:
                 head = f.read(CHUNK)
         except OSError:
