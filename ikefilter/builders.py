@@ -218,14 +218,13 @@ def builder_source(msg: Message, dialect: str, keep_original: bool, form: str,
             "        network = None",
         ]
     # The user: ``userid``, else the first identity, the peer's before our own, that names one.
-    who = [f"{name}, True" if name == "userid" else name
-           for name in ("userid", "remoteid", "localid") if name in has and (
-               identity_users or name == "userid")]
+    who = [name for name in ("userid", "remoteid", "localid")
+           if name in has and (identity_users or name == "userid")]
     if who:
         lines.append("    u = None")
         for name in who:
-            var = name.split(",")[0]
-            lines += [f"    if u is None and {var}:", f"        u = USER_FIELDS({name})"]
+            call = f"{name}, True" if name == "userid" else name  # a user id always names one
+            lines += [f"    if u is None and {name}:", f"        u = USER_FIELDS({call})"]
         lines.append("    user = User(*u) if u is not None else None")
     else:
         lines.append("    user = None")
