@@ -634,8 +634,8 @@ SERVER_SCRIPT = textwrap.dedent("""
             time.sleep(float(sys.argv[2]))  # holds the frame in flight when SIGTERM comes
             return records
 
-    sys.exit(run(SlowIdentity(), listen=("127.0.0.1", int(sys.argv[3])), output=sys.argv[1],
-                 drain_timeout=10))
+    run(SlowIdentity(), listen=("127.0.0.1", int(sys.argv[3])), output=sys.argv[1],
+        drain_timeout=10)
 """)
 
 

@@ -233,8 +233,6 @@ def cmd_forward(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace, options: dict) -> int:
     # Here, not above: registering the command must not load asyncio and ssl.
-    import asyncio
-
     from . import service
 
     overrides = {"source_keys": args.source_key} if args.source_key else {}
@@ -242,8 +240,7 @@ def _serve(args: argparse.Namespace, options: dict) -> int:
     forward_stats = None
     try:
         with exits.writing():  # the --output file, the port to listen on
-            forward_stats = asyncio.run(service.serve(pipeline, **options))
-        log.info("forward server stopped: %s", forward_stats)
+            forward_stats = service.run(pipeline, **options)
         stats = pipeline.stats
         if forward_stats.invalid:
             # Entries that are not [time, map] never reach the pipeline: count them in, and
