@@ -13,7 +13,6 @@ from typing import Annotated
 import msgspec
 
 from .localtime import utc_text
-from .record import TIME_KEYS, first_str
 from .sender import observer_host
 from .severity import FACILITIES, LEVELS
 
@@ -290,10 +289,9 @@ def failure(why: str, tags: list[str], timestamp: str, original: str | None = No
                  error=Error(why), ecs=ECS)
 
 
-def invalid_time(event: Event, record: dict | None) -> None:
-    """Tag an event whose line carries no time and whose record's time (``record``), or
-    else the shipper's (None), is not a date and time in the years 0001-9999: not used."""
-    value = first_str(record, TIME_KEYS) if record is not None else None
+def invalid_time(event: Event, value: str | None) -> None:
+    """Tag an event whose line carries no time and whose record's time (``value``, as sent),
+    or else the shipper's (None), is not a date and time in the years 0001-9999: not used."""
     what = f"the record's time {value[:64]!r}" if value is not None else "the shipper's time"
     event.tag(TAG_INVALID_TIME)
     event.add_error(f"{what} is not a date and time in the years 0001-9999 and is not used")

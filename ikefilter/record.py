@@ -31,20 +31,20 @@ def record_time(record: dict) -> str | None:
 
 
 def lent_time(record: dict | None, time: str | None, shipper: str | None
-              ) -> tuple[str | None, dict | None, bool]:
+              ) -> tuple[str | None, str | None, bool]:
     """The time of a line that has ``time`` (None: none of its own), else its record's, else
-    the shipper's (``INVALID_TIME``: one that is not a time). With it: the record, when its
-    time was passed over as not a time, and whether the shipper's was. The one rule of the
-    batch lane and the per-record path."""
+    the shipper's (``INVALID_TIME``: one that is not a time). With it: the record's time as
+    sent, when it was passed over as not a time, and whether the shipper's was. The one rule
+    of the batch lane and the per-record path."""
     if time is not None:
         return time, None, False
     bad = None
     if record is not None:
-        time = record_time(record)
-        if time is not None:
-            return time, None, False
-        if first_str(record, TIME_KEYS) is not None:
-            bad = record
+        bad = first_str(record, TIME_KEYS)
+        if bad is not None:
+            time = utc_iso(bad)
+            if time is not None:
+                return time, None, False
     return shipper or None, bad, shipper == INVALID_TIME
 
 
