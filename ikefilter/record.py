@@ -24,12 +24,6 @@ def first_str(record: dict, keys: tuple[str, ...]) -> str | None:
     return None
 
 
-def record_time(record: dict) -> str | None:
-    """The record's time as RFC 3339 UTC, or None when it has none that is valid."""
-    value = first_str(record, TIME_KEYS)
-    return utc_iso(value) if value is not None else None
-
-
 def lent_time(record: dict | None, time: str | None, shipper: str | None
               ) -> tuple[str | None, str | None, bool]:
     """The time of a line that has ``time`` (None: none of its own), else its record's, else
