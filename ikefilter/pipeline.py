@@ -301,7 +301,7 @@ class Pipeline:
         stats.tagged += tagged
         stats.passthrough += written - events
         if self.derive is not None:
-            out = self.derive(out, stats, self.write_derived)
+            out = self.derive(out, self.write_derived)
         return out if self.render is None else self.render(out)
 
 

@@ -26,11 +26,11 @@ class Deriver:
     """Calls every ``ikefilter_derive`` once per batch and stages what they return.
 
     :param runner: the stage runner (``host.StageRunner``): the derived events go through
-        it, and it counts their drops and quarantine.
+        it, and it counts their drops and quarantine in its ``stats`` (the pipeline's).
     :param impls: (plugin name, callable taking the batch's events), in pluggy's order.
     """
 
-    def __init__(self, runner: Callable[[list[ecs.Event]], list[ecs.Event | None]],
+    def __init__(self, runner: Any,
                  impls: list[tuple[str, Callable[[list[ecs.Event]], Any]]]):
         self.runner = runner
         self.impls = impls
@@ -58,12 +58,14 @@ class Deriver:
             made += result
         return made
 
-    def __call__(self, out: list, stats: Any, write: bool) -> list:
+    def __call__(self, out: list, write: bool) -> list:
         """``out`` (a finished batch) with the derived events, staged, after it when
-        ``write``; else ``out`` as it is, the derived events counted as not written."""
+        ``write``; else ``out`` as it is, the derived events counted as not written (in the
+        runner's counts, the pipeline's)."""
         made = self.collect([item for item in out if type(item) is ecs.Event])
         if not made:
             return out
+        stats = self.runner.stats
         stats.derived += len(made)
         if not write:  # no room for them in this adapter's output: not staged for nothing
             stats.dropped += len(made)
