@@ -16,6 +16,7 @@ the stream cannot be framed again.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
@@ -25,7 +26,7 @@ import msgspec
 from .. import exits
 from ..pipeline import Pipeline
 from .batching import CHUNK, filter_batches, iter_batches
-from .msgpack_framing import FrameError, array_prefix, iter_ends
+from .msgpack_framing import FrameError, array_prefix, concatenated, iter_ends
 from .sniff import TextSource, refuse_non_map
 
 log = logging.getLogger("ikefilter")
@@ -172,7 +173,4 @@ def _first_a_map(batches: Iterator[list]) -> Iterator[list]:
 def _maps(encoder: msgspec.msgpack.Encoder) -> Callable[[list], bytes]:
     """A batch's outputs as maps back to back: the batch as one array less its header."""
 
-    def encode(results: list) -> bytes:
-        return encoder.encode(results)[len(array_prefix(len(results))):]
-
-    return encode
+    return functools.partial(concatenated, encoder)

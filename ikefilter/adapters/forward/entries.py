@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 from msgspec.msgpack import Ext
 
-from ..msgpack_framing import FrameError, array_prefix
+from ..msgpack_framing import FrameError, concatenated
 from .lenient import decode_message
 
 # Below Fluent Bit in_forward's default Buffer_Max_Size (6,144,000 bytes), tag and options
@@ -84,12 +84,12 @@ def pack_entries(times: Sequence[Any], records: Sequence[Any]) -> tuple[bytes, i
 
     :return: ``(payload, number of entries)``.
     """
-    entries = [(t, r) for t, r in zip(times, records, strict=True) if r is not None]
-    if not entries:
-        return b"", 0
-    # msgspec encodes the whole list in C; the array header is cut off afterwards
-    encoded = _encoder.encode(entries)
-    return encoded[len(array_prefix(len(entries))) :], len(entries)
+    entries = _entries(times, records)
+    return (concatenated(_encoder, entries) if entries else b""), len(entries)
+
+
+def _entries(times: Sequence[Any], records: Sequence[Any]) -> list[tuple[Any, Any]]:
+    return [(t, r) for t, r in zip(times, records, strict=True) if r is not None]
 
 
 def pack_payloads(times: Sequence[Any], records: Sequence[Any], limit: int
@@ -102,9 +102,8 @@ def pack_payloads(times: Sequence[Any], records: Sequence[Any], limit: int
 
     :return: ``(payload, number of entries)`` of each; none when every record is None.
     """
-    entries = [(t, r) for t, r in zip(times, records, strict=True) if r is not None]
     out: list[tuple[bytes, int]] = []
-    _pack(entries, limit, out)
+    _pack(_entries(times, records), limit, out)
     return out
 
 
@@ -112,12 +111,11 @@ def _pack(entries: list[tuple[Any, Any]], limit: int, out: list[tuple[bytes, int
     count = len(entries)
     if not count:
         return
-    encoded = _encoder.encode(entries)
-    size = len(encoded) - len(array_prefix(count))
-    if size <= limit or count == 1:
-        out.append((encoded[-size:], count))
+    payload = concatenated(_encoder, entries)
+    if len(payload) <= limit or count == 1:
+        out.append((payload, count))
         return
-    parts = min(count, -(-size // limit) + 1)  # one more: the entries differ in size
+    parts = min(count, -(-len(payload) // limit) + 1)  # one more: the entries differ in size
     step = -(-count // parts)
     for start in range(0, count, step):
         _pack(entries[start:start + step], limit, out)
