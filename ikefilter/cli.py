@@ -29,15 +29,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     pipeline = app.make_pipeline(args, write_derived=True)  # a stream: derived events fit
     progress = lines.Progress(bool(args.files) and lines.stderr_is_terminal())
     try:
-        if "msgpack" in (args.input_format, args.output_format):
+        if args.input_format == "msgpack":
             from .adapters import msgpack_stream
 
             for source in lines.open_sources(args.files):
                 msgpack_stream.run(pipeline, source, sys.stdout.buffer,
-                                   input_format=args.input_format,
                                    output_format=args.output_format)
         else:
-            lines.run(pipeline, lines.open_sources(args.files), sys.stdout.buffer, progress)
+            encode = None
+            if args.output_format == "msgpack":
+                from .adapters.msgpack_stream import maps_encoder
+
+                encode = maps_encoder()
+            lines.run(pipeline, lines.open_sources(args.files), sys.stdout.buffer, progress,
+                      encode)
     finally:
         app.report_stats(pipeline, args)
     return 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO
 
 from ..pipeline import Pipeline
@@ -45,11 +45,13 @@ class Progress:
 
 
 def run(pipeline: Pipeline, sources: Iterable[BinaryIO], out: BinaryIO,
-        progress: Progress | None = None) -> None:
-    """Filter every source in turn to ``out`` as JSON lines."""
+        progress: Progress | None = None,
+        encode: Callable[[list], bytes] | None = None) -> None:
+    """Filter every source in turn to ``out``: JSON lines, or what ``encode`` makes of a
+    batch's outputs."""
     batches = (batch for source in sources
                for batch in iter_batches(TextSource(source), max_line=pipeline.max_line))
-    filter_batches(pipeline, pipeline.process_lines, batches, out,
+    filter_batches(pipeline, pipeline.process_lines, batches, out, encode,
                    progress=None if progress is None else progress.add)
     if progress is not None:
         progress.done()

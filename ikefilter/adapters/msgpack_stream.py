@@ -25,9 +25,9 @@ import msgspec
 
 from .. import exits
 from ..pipeline import Pipeline
-from .batching import CHUNK, filter_batches, iter_batches
+from .batching import CHUNK, filter_batches
 from .msgpack_framing import FrameError, array_prefix, concatenated, iter_ends
-from .sniff import TextSource, refuse_non_map
+from .sniff import refuse_non_map
 
 log = logging.getLogger("ikefilter")
 
@@ -138,21 +138,16 @@ def _records(objects: list) -> list:
 
 
 def run(pipeline: Pipeline, source: BinaryIO, out: BinaryIO, *,
-        input_format: str = "msgpack", output_format: str = "msgpack") -> None:
-    """Filter ``source`` to ``out``; either side may be msgpack maps or JSON lines.
+        output_format: str = "msgpack") -> None:
+    """Filter a stream of msgpack maps from ``source`` to ``out``.
 
-    :param input_format: ``"msgpack"`` (a stream of maps) or anything else for lines (text
-        or JSON records, as ``ikefilter run`` reads them).
     :param output_format: ``"msgpack"`` (one map per written event) or anything else for
-        JSON lines.
+        JSON lines. (Lines in, maps out: :func:`ikefilter.adapters.lines.run` with
+        :func:`maps_encoder`.)
     """
-    if input_format == "msgpack":
-        batches = _first_a_map(iter_records(source))
-        process = pipeline.process_records
-    else:
-        batches = iter_batches(TextSource(source), max_line=pipeline.max_line)
-        process = pipeline.process_lines
-    encode = _maps(msgspec.msgpack.Encoder()) if output_format == "msgpack" else None
+    batches = _first_a_map(iter_records(source))
+    process = pipeline.process_records
+    encode = maps_encoder() if output_format == "msgpack" else None
     try:
         filter_batches(pipeline, process, batches, out, encode)
     except StreamError as exc:
@@ -170,7 +165,7 @@ def _first_a_map(batches: Iterator[list]) -> Iterator[list]:
     yield from batches
 
 
-def _maps(encoder: msgspec.msgpack.Encoder) -> Callable[[list], bytes]:
-    """A batch's outputs as maps back to back: the batch as one array less its header."""
-
-    return functools.partial(concatenated, encoder)
+def maps_encoder() -> Callable[[list], bytes]:
+    """A batch's outputs as msgpack maps back to back: the batch as one array less its
+    header."""
+    return functools.partial(concatenated, msgspec.msgpack.Encoder())
