@@ -1,14 +1,19 @@
-"""Shared fixtures: the shipped catalog, its reference text, and a fresh pipeline."""
+"""Shared fixtures: the shipped catalog, its reference text, a fresh pipeline, and the
+command run as a child process."""
 
 from __future__ import annotations
 
 import functools
 import os
 import re
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+import ikefilter
 from ikefilter import catalog
 from ikefilter.pipeline import Pipeline
 
@@ -53,3 +58,25 @@ def cat() -> catalog.Catalog:
 @pytest.fixture
 def pipeline() -> Pipeline:
     return Pipeline()
+
+
+def child_env() -> dict[str, str]:
+    """The environment of a child ``python -m ikefilter``: the package under test first."""
+    env = dict(os.environ)
+    root = str(Path(ikefilter.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def ikefilter_cmd(*args: str, stdin: bytes = b"", cwd: Path | None = None,
+                  timeout: float = 300) -> subprocess.CompletedProcess:
+    """``python -m ikefilter ARGS`` as a child process, its output captured."""
+    return subprocess.run([sys.executable, "-m", "ikefilter", *args], input=stdin, cwd=cwd,
+                          capture_output=True, env=child_env(), timeout=timeout)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -9,23 +9,17 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
 import pytest
+from conftest import free_port, ikefilter_cmd
 
 from ikefilter import catalog, cli, exits
 
 LINE = "<134>[2026-11-26 10:00:00] EFW: IKE: prio=2 id=530 rev=1 localip=203.0.113.1\n"
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def ikefilter(*argv: str, cwd: Path, stdin: bytes = b"") -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "ikefilter", *argv], input=stdin, cwd=cwd,
-                          capture_output=True, env=env, timeout=60)
 
 
 def one_line(err: bytes) -> str:
@@ -140,7 +134,7 @@ MISTAKES = {
 def test_a_mistake_is_one_line_and_its_status(site, mistake):
     argv, stdin, status, words = MISTAKES[mistake]
     data = (site / stdin).read_bytes() if stdin else b""
-    proc = ikefilter(*argv, cwd=site, stdin=data)
+    proc = ikefilter_cmd(*argv, cwd=site, stdin=data)
     line = one_line(proc.stderr)
     for word in words:
         assert word in line
@@ -149,7 +143,7 @@ def test_a_mistake_is_one_line_and_its_status(site, mistake):
 
 
 def test_run_reports_a_missing_file_before_reading_any(site):
-    proc = ikefilter("run", "good.txt", "nope.txt", "good2.txt", cwd=site)
+    proc = ikefilter_cmd("run", "good.txt", "nope.txt", "good2.txt", cwd=site)
     assert proc.returncode == exits.INPUT
     assert proc.stdout == b""  # not the first file written, then a stop
     assert one_line(proc.stderr) == "ikefilter run: nope.txt: no such file"
@@ -160,7 +154,7 @@ def test_a_port_in_use_is_one_line(site):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        proc = ikefilter("forward", "--listen", f"127.0.0.1:{port}", "--output", os.devnull,
+        proc = ikefilter_cmd("forward", "--listen", f"127.0.0.1:{port}", "--output", os.devnull,
                          cwd=site)
     assert proc.returncode == exits.OUTPUT
     assert "in use" in one_line(proc.stderr)
@@ -168,23 +162,17 @@ def test_a_port_in_use_is_one_line(site):
 
 def test_mmexternal_never_writes_a_usage_mistake_into_rsyslogs_pipe(site, tmp_path):
     """rsyslog reads the child's stderr as replies: a bad option is said in the log file."""
-    proc = ikefilter("mmexternal", "--reply", "json", cwd=site, stdin=b"{}\n")
+    proc = ikefilter_cmd("mmexternal", "--reply", "json", cwd=site, stdin=b"{}\n")
     assert (proc.returncode, proc.stdout, proc.stderr) == (exits.USAGE, b"", b"")
     log = tmp_path / "mm.log"
-    proc = ikefilter("mmexternal", "--log-file", str(log), "--colour", cwd=site)
+    proc = ikefilter_cmd("mmexternal", "--log-file", str(log), "--colour", cwd=site)
     assert (proc.returncode, proc.stdout, proc.stderr) == (exits.USAGE, b"", b"")
     assert log.read_text() == ("ikefilter mmexternal: unrecognized arguments: --colour "
                                "(see 'ikefilter mmexternal --help')\n")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_forward_workers_refuse_a_missing_stats_directory_once(site):
-    proc = ikefilter("forward", "--listen", f"127.0.0.1:{free_port()}", "--workers", "2",
+    proc = ikefilter_cmd("forward", "--listen", f"127.0.0.1:{free_port()}", "--workers", "2",
                      "--output", "out.jsonl", "--stats", "nope/s.json", cwd=site)
     assert one_line(proc.stderr) == "ikefilter forward: --stats nope/s.json: no such directory"
     assert proc.returncode == exits.OUTPUT
@@ -193,11 +181,11 @@ def test_forward_workers_refuse_a_missing_stats_directory_once(site):
 def test_mmexternal_refuses_a_missing_stats_directory_before_the_first_message(site, tmp_path):
     """Said in its log file (stderr is rsyslog's reply pipe), and no message answered."""
     log = tmp_path / "mm.log"
-    proc = ikefilter("mmexternal", "--log-file", str(log), "--stats", "nope/s.json", cwd=site,
+    proc = ikefilter_cmd("mmexternal", "--log-file", str(log), "--stats", "nope/s.json", cwd=site,
                      stdin=b'{"msg": "x"}\n')
     assert (proc.returncode, proc.stdout, proc.stderr) == (exits.OUTPUT, b"", b"")
     assert log.read_text() == "ikefilter mmexternal: --stats nope/s.json: no such directory\n"
-    proc = ikefilter("mmexternal", "--stats", "nope/s.json", cwd=site, stdin=b'{"msg": "x"}\n')
+    proc = ikefilter_cmd("mmexternal", "--stats", "nope/s.json", cwd=site, stdin=b'{"msg": "x"}\n')
     assert (proc.returncode, proc.stdout, proc.stderr) == (exits.OUTPUT, b"", b"")
 
 
@@ -235,7 +223,7 @@ def test_a_stats_file_in_a_directory_not_writable_is_refused_at_start(site, tmp_
     argv, stdin = STATS_COMMANDS[command]
     log = tmp_path / "mm.log"
     extra = ["--log-file", str(log)] if command == "mmexternal" else []
-    proc = ikefilter(*argv, *extra, "--stats", str(locked / "s.json"), cwd=site, stdin=stdin)
+    proc = ikefilter_cmd(*argv, *extra, "--stats", str(locked / "s.json"), cwd=site, stdin=stdin)
     said = log.read_text() if command == "mmexternal" else one_line(proc.stderr) + "\n"
     assert said == (f"ikefilter {command}: --stats {locked / 's.json'}: directory {locked} "
                     "not writable\n")

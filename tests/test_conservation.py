@@ -9,7 +9,6 @@ and in ``--stats FILE``, with ``out`` equal to what it actually wrote.
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
 import signal
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from conftest import examples
+from conftest import child_env, examples, ikefilter_cmd
 from test_hostile import is_blank
 
 import ikefilter
@@ -33,18 +32,6 @@ STATS_LINE = re.compile(
     rb"in=(\d+) out=(\d+) dropped=(\d+) quarantined=(\d+) tagged=(\d+) passthrough=(\d+) "
     rb"dropped_by_rule=(\{[^\n]*\}) derived=(\d+)")
 MAX_LINE = 4096  # the hostile corpus has lines over it; the configs below set it
-
-
-def env() -> dict[str, str]:
-    e = dict(os.environ)
-    e["PYTHONPATH"] = str(ROOT) + os.pathsep + e.get("PYTHONPATH", "")
-    return e
-
-
-def ikefilter_cmd(*args: str, stdin: bytes = b"", timeout: float = 300,
-                  ) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ikefilter", *args], input=stdin,
-                          capture_output=True, env=env(), timeout=timeout)
 
 
 # -- corpora --------------------------------------------------------------------------------
@@ -398,7 +385,7 @@ class ForwardProcess:
             [sys.executable, "-m", "ikefilter", "forward", "--listen", "127.0.0.1:0",
              "--output", str(self.out), "--stats", str(self.stats_file), *options],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(self.err, "wb"),
-            env=env())
+            env=child_env())
         deadline = time.monotonic() + 30
         while True:
             m = re.search(rb"listening on [\d.]+:(\d+)", self.err.read_bytes())

@@ -5,15 +5,13 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from conftest import ikefilter_cmd
 
-import ikefilter
 from ikefilter.adapters import lines
 from ikefilter.pipeline import Pipeline
 
@@ -117,20 +115,6 @@ def expected_stats(stdout: bytes, corpus=CORPUS) -> tuple[int, int, int, int]:
         if want[0] == "long" and "ikefilter_truncated" in doc.get("tags", ())
     )
     return n, n - blank, blank, tagged
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    root = str(Path(ikefilter.__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
-    return env
-
-
-def ikefilter_cmd(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "ikefilter", *args], input=stdin, capture_output=True,
-        env=_env(), timeout=120,
-    )
 
 
 def stats_of(stderr: bytes) -> tuple[int, ...]:
