@@ -29,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchlib.rss import status_kib
+
 CONFIGS = {
     "off": "",
     "on": "[plugins.tunnels]\n",
@@ -36,53 +38,40 @@ CONFIGS = {
 }
 
 
-def rss_kib() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
 def measure(corpus: str, config: str, every: int) -> dict:
-    """In the child: the corpus through one pipeline; the figures as a dict."""
+    """In the child: the corpus through one pipeline, as ``run`` takes it (its batch loop,
+    the output encoded and written to /dev/null); the figures as a dict."""
     import msgspec
 
     from ikefilter import app
-    from ikefilter.adapters import lines
+    from ikefilter.adapters.batching import filter_batches, iter_batches
     from ikefilter.config import loads
 
     pipeline = app.build_pipeline(loads(config), entry_points=False, write_derived=True)
     plugin = pipeline.site.pm.get_plugin("tunnels")
-    encoder = msgspec.json.Encoder()
     samples, seen, next_sample = [], 0, every
+
+    def sample(size: int) -> None:
+        nonlocal seen, next_sample
+        seen += size
+        if seen >= next_sample:
+            next_sample += every
+            held = len(plugin.tracker.tunnels) if plugin.tracker is not None else 0
+            samples.append({"lines": seen, "rss_mib": round(status_kib("VmRSS") / 1024, 1),
+                            "open_tunnels": held})
+
     cpu0 = time.process_time()
-    with open(corpus, "rb") as f:
-        for batch in lines.iter_batches(f, max_line=pipeline.max_line):
-            with lines.collector_paused():
-                encoder.encode_lines([r for r in pipeline.process_lines(batch) if r is not None])
-            seen += len(batch)
-            if seen >= next_sample:
-                next_sample += every
-                held = len(plugin.tracker.tunnels) if plugin.tracker is not None else 0
-                samples.append({"lines": seen, "rss_mib": round(rss_kib() / 1024, 1),
-                                "open_tunnels": held})
+    with open(corpus, "rb") as f, open(os.devnull, "wb") as sink:
+        filter_batches(pipeline, pipeline.process_lines,
+                       iter_batches(f, max_line=pipeline.max_line), sink, progress=sample)
     cpu = time.process_time() - cpu0
     tracker = plugin.tracker
     return {
         "lines": seen, "cpu_s": round(cpu, 2), "events_per_s": round(seen / cpu),
-        "samples": samples, "peak_rss_mib": round(_peak_kib() / 1024, 1),
+        "samples": samples, "peak_rss_mib": round(status_kib("VmHWM") / 1024, 1),
         "stats": msgspec.to_builtins(pipeline.stats),
         "counts": msgspec.to_builtins(tracker.counts) if tracker is not None else None,
     }
-
-
-def _peak_kib() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return 0
 
 
 def main() -> int:

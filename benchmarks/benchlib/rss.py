@@ -23,7 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 _QUAD = re.compile(rb"(?<![\w.:])(\d{1,3}\.)(\d{1,3})(?=\.\d{1,3}\.\d{1,3}(?![\w.]))")
 
 
-def _status_kib(field: str) -> int | None:
+def status_kib(field: str) -> int | None:
+    """A field of /proc/self/status in KiB (VmRSS, VmHWM), or None where there is none."""
     try:
         with open("/proc/self/status", encoding="ascii") as f:
             for line in f:
@@ -102,7 +103,7 @@ def child_main(spec: dict) -> None:
     forward = spec["kind"] == "forward"
     stream = _CyclingStream(base, spec["events"], 1000 if forward else 200)
     sink = _NullSink()
-    baseline = _status_kib("VmRSS")
+    baseline = status_kib("VmRSS")
     t0 = time.perf_counter()
     if forward:
         decode_frame = measure.forward_protocol().decode_frame
@@ -122,7 +123,7 @@ def child_main(spec: dict) -> None:
         "events": spec["events"],
         "seconds": seconds,
         "ru_maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-        "vmhwm_kib": _status_kib("VmHWM"),
+        "vmhwm_kib": status_kib("VmHWM"),
         "baseline_kib": baseline,
         "out_bytes": sink.bytes,
     }))
