@@ -9,6 +9,7 @@ config values: the redaction key is read from the environment variable or file n
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from typing import Annotated, Any, Literal
 
@@ -154,6 +155,17 @@ class PipelineInfo(msgspec.Struct, frozen=True, kw_only=True):
     config_path: str | None = None
     redaction: bool = False
     version: str = ""
+
+    def resolve(self, path: str) -> str:
+        """``path`` as the site config names it: a relative one is relative to the file."""
+        return resolve(path, self.config_path)
+
+
+def resolve(path: str, config_path: str | None) -> str:
+    """``path`` from the site config at ``config_path``: relative to that file's folder."""
+    if config_path is None or os.path.isabs(path):
+        return path
+    return os.path.join(os.path.dirname(os.path.abspath(config_path)), path)
 
 
 # -- loading --------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from pathlib import Path
 import pluggy
 
 from .. import __version__
-from ..config import ConfigError, PipelineInfo, SiteConfig
+from ..config import ConfigError, PipelineInfo, SiteConfig, resolve
 from ..config import convert as convert_config
 from ..config import load as load_config
 from .manager import PluginError, build_manager, call_impl, has_attr, hook_impls
@@ -132,7 +132,7 @@ def start(
             raise PluginError(f"plugin {impl.plugin_name!r} cannot start: {exc}") from exc
     quarantine = None
     if redaction and core.quarantine:
-        quarantine = Quarantine(_resolve(core.quarantine, config_path))
+        quarantine = Quarantine(resolve(core.quarantine, config_path))
     runner = StageRunner.from_manager(pm, redaction=redaction, quarantine=quarantine,
                                       config=config)
     return Site(pm, config, info, runner)
@@ -142,14 +142,8 @@ def relative_to(spec: str, config_path: str | None) -> str:
     """A plugin file in the config's load list is relative to the config file."""
     target, sep, attr = spec.rpartition(":") if has_attr(spec) else (spec, "", "")
     if target.endswith(".py") or "/" in target or os.sep in target:
-        return _resolve(target, config_path) + sep + attr
+        return resolve(target, config_path) + sep + attr
     return spec
-
-
-def _resolve(path: str, config_path: str | None) -> str:
-    if config_path is None or os.path.isabs(path):
-        return path
-    return os.path.join(os.path.dirname(os.path.abspath(config_path)), path)
 
 
 def add_site_options(parser: argparse.ArgumentParser) -> None:

@@ -14,7 +14,6 @@ site plugin of its own replaces it.
 from __future__ import annotations
 
 import logging
-import os
 from typing import Annotated
 
 import msgspec
@@ -64,10 +63,7 @@ class TunnelsPlugin:
                                options.idle_ttl)
         self.snapshot = None
         if options.snapshot is not None:
-            path = options.snapshot
-            if info.config_path is not None and not os.path.isabs(path):
-                path = os.path.join(os.path.dirname(os.path.abspath(info.config_path)), path)
-            self.snapshot = path
+            self.snapshot = path = info.resolve(options.snapshot)
             taken = self.tracker.load(path)
             if taken:
                 log.info("tunnels: %d open tunnels taken up from %s", taken, path)
