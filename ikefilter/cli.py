@@ -73,10 +73,8 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     """List the plugins that load, where each comes from, and the hooks it implements."""
     try:
         config = load_config(args.config) if args.config else SiteConfig()
-        disabled = [*config.ikefilter.disable_plugins, *args.disable_plugin]
-        listed = [host.site.relative_to(spec, args.config) for spec in config.ikefilter.plugins]
-        pm = host.build_manager([*listed, *args.plugin], disabled)
-        owners = host.claim_tables(pm, config, args.config, disabled)
+        pm, owners, disabled = host.site.loaded(config, args.config, args.plugin,
+                                                args.disable_plugin)
     except (ConfigError, host.PluginError) as exc:
         raise exits.Failure(exits.USAGE, str(exc)) from None
     rows = host.describe(pm, owners)

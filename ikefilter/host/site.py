@@ -113,10 +113,8 @@ def start(
     if config is None:
         config = load_config(config_path) if config_path else SiteConfig()
     core = config.ikefilter
-    disabled = [*core.disable_plugins, *disable]
-    listed = [relative_to(spec, config_path) for spec in core.plugins]
-    pm = build_manager([*listed, *load], disabled, entry_points=entry_points, objects=plugins)
-    claim_tables(pm, config, config_path, disabled)
+    pm, _, _ = loaded(config, config_path, load, disable, entry_points=entry_points,
+                      objects=plugins)
     builtin_redact = pm.get_plugin("redact")
     redaction = config.redact.enabled or any(
         impl.plugin is not builtin_redact for impl in hook_impls(pm, "ikefilter_redact")
@@ -138,7 +136,23 @@ def start(
     return Site(pm, config, info, runner)
 
 
-def relative_to(spec: str, config_path: str | None) -> str:
+def loaded(config: SiteConfig, config_path: str | None, load: Sequence[str] = (),
+           disable: Iterable[str] = (), *, entry_points: bool = True,
+           objects: Sequence[object] = (),
+           ) -> tuple[pluggy.PluginManager, dict[str, str], list[str]]:
+    """The site's plugins loaded and their ``[plugins.NAME]`` tables claimed, not yet
+    configured: the manager, the owner of each table and the names disabled.
+
+    :raises PluginError: for a plugin that cannot load or a table no plugin claims.
+    """
+    disabled = [*config.ikefilter.disable_plugins, *disable]
+    listed = [_relative_to(spec, config_path) for spec in config.ikefilter.plugins]
+    pm = build_manager([*listed, *load], disabled, entry_points=entry_points, objects=objects)
+    owners = claim_tables(pm, config, config_path, disabled)
+    return pm, owners, disabled
+
+
+def _relative_to(spec: str, config_path: str | None) -> str:
     """A plugin file in the config's load list is relative to the config file."""
     target, sep, attr = spec.rpartition(":") if has_attr(spec) else (spec, "", "")
     if target.endswith(".py") or "/" in target or os.sep in target:
