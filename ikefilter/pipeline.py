@@ -70,7 +70,7 @@ class Pipeline:
         fast: bool = True,
         site: object = None,
         render: Callable[[list[Output]], list[Output]] | None = None,
-        derive: Callable[[list, Stats, bool], list] | None = None,
+        derive: Callable[[list, bool], list] | None = None,
         write_derived: bool = False,
         shaping: Shaping = DEFAULT,
     ):
