@@ -61,11 +61,17 @@ class NextHop:
         self.server = await asyncio.start_server(self._serve, LOOPBACK, 0)
         return self.server.sockets[0].getsockname()[1]
 
+    def refuses(self, raw: bytes) -> bool:
+        """Whether the hop closes the connection on this frame instead of taking it."""
+        return False
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         splitter = FrameSplitter()
         try:
             while data := await reader.read(65536):
                 for raw in splitter.feed(data):
+                    if self.refuses(raw):
+                        return
                     frame = decode_frame(raw)
                     self.frames += 1
                     self.entries.update(r["event"]["original"] if "event" in r else r["n"]
@@ -188,20 +194,11 @@ class RefusingHop(NextHop):
         self.limit = limit
         self.refusals = 0
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        splitter = FrameSplitter()
-        try:
-            while data := await reader.read(65536):
-                for raw in splitter.feed(data):
-                    if len(raw) > self.limit:
-                        self.refusals += 1
-                        return
-                    writer.write(encode_ack(decode_frame(raw).chunk))
-                    await writer.drain()
-        except ConnectionError:
-            pass
-        finally:
-            writer.close()
+    def refuses(self, raw: bytes) -> bool:
+        if len(raw) > self.limit:
+            self.refusals += 1
+            return True
+        return False
 
 
 def test_a_frame_the_hop_keeps_refusing_is_counted_and_said_once_and_kept(caplog) -> None:
